@@ -1,0 +1,331 @@
+"""The `mnemara` command line. Each command is thin; heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import MnemaraError
+from .instance import Instance, default_instance_name, list_instances
+
+
+class _Group(click.Group):
+    """Turns every MnemaraError into one line on stderr and exit code 2 (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MnemaraError as exc:
+            click.echo(f"mnemara: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def instance_option(fn: Callable) -> Callable:
+    return click.option(
+        "--instance", "-i", "instance_name", default=default_instance_name, show_default="default",
+        metavar="NAME", help="Instance name (env MNEMARA_INSTANCE; default 'default').")(fn)
+
+
+def _existing(name: str) -> Instance:
+    return Instance.named(name).require()
+
+
+def _ensure(name: str) -> Instance:
+    """The instance, created with defaults (and said so on stderr) when it does not exist yet."""
+    inst = Instance.named(name)
+    if not inst.exists():
+        inst.create()
+        click.echo(f"mnemara: created instance {name!r} at {inst.root} with default config", err=True)
+    return inst
+
+
+def _is_tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _warn_missing_role(path: str | None) -> None:
+    if path and not Path(path).is_file():
+        click.echo(f"mnemara: warning: role doc {path} does not exist yet; "
+                   "turns will run with an empty system prompt until it does", err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mnemara", message="%(prog)s %(version)s")
+def main() -> None:
+    """mnemara: a Claude chat runtime where you see and shape exactly what the model sees.
+
+    Every instance lives in ~/.mnemara/<instance>/ (root overridable with MNEMARA_HOME).
+    """
+
+
+@main.command()
+@instance_option
+@click.option("--role", "role", metavar="PATH", help="Role doc (Markdown) used as the system prompt.")
+def init(instance_name: str, role: str | None) -> None:
+    """Create a new instance with a default config."""
+    inst = Instance.named(instance_name)
+    if inst.exists():
+        raise MnemaraError(f"instance {instance_name!r} already exists at {inst.root}")
+    if role is None and _is_tty():
+        role = click.prompt("Role doc path (Enter to skip)", default="", show_default=False).strip() or None
+    from .config import Config
+    config = Config.defaults()
+    if role:
+        role = str(Path(role).expanduser().resolve())
+        config = config.replace(role_doc_path=role)
+    inst.create(config)
+    click.echo(f"created instance {instance_name!r} at {inst.root}")
+    _warn_missing_role(role)
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_cmd(as_json: bool) -> None:
+    """List instances with model, role doc, window size and last activity."""
+    from .errors import ConfigError, StoreError
+    from .store import TurnStore
+    rows = []
+    for inst in list_instances():
+        row: dict[str, Any] = {"name": inst.name, "path": str(inst.root)}
+        try:
+            cfg = inst.load_config()
+            row.update(model=cfg.model, role_doc=cfg.role_doc_path, max_window_turns=cfg.max_window_turns)
+        except ConfigError as exc:
+            row["error"] = str(exc)
+        try:
+            with TurnStore(inst.turns_path, readonly=True) as store:
+                row.update(window_turns=store.count(), archived=store.archived_count(),
+                           last_activity=store.last_activity())
+        except StoreError as exc:
+            if inst.turns_path.exists():
+                row["error"] = str(exc)
+            row.update(window_turns=0, archived=0, last_activity=None)
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no instances yet; create one with `mnemara init --instance NAME`")
+        return
+    click.echo(f"{'NAME':<20} {'MODEL':<20} {'WINDOW':>8} {'LAST ACTIVITY':<21} ROLE DOC")
+    for r in rows:
+        if "model" not in r:
+            click.echo(f"{r['name']:<20} (broken config: {r['error']})")
+            continue
+        window = f"{r['window_turns']}/{r['max_window_turns']}"
+        click.echo(f"{r['name']:<20} {r['model']:<20} {window:>8} {r.get('last_activity') or '-':<21} "
+                   f"{r['role_doc'] or '-'}")
+
+
+@main.command()
+@instance_option
+@click.option("-n", "last", type=click.IntRange(min=1), help="Show only the last N turns.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: turns and totals.")
+@click.option("--prompt", "as_prompt", is_flag=True,
+              help="Print exactly the system prompt and content blocks the next turn sends.")
+def show(instance_name: str, last: int | None, as_json: bool, as_prompt: bool) -> None:
+    """Print the rolling window as the model will see it, then totals. Read-only."""
+    from .store import TurnStore
+    from .views import WindowTotals, format_turn, turn_json
+    inst = _existing(instance_name)
+    cfg = inst.load_config()
+    if as_prompt:
+        _show_prompt(inst, cfg, as_json)
+        return
+    turns, est, archived = [], 0, 0
+    if inst.turns_path.exists():
+        with TurnStore(inst.turns_path, readonly=True) as store:
+            turns, est, archived = store.window(last), store.window_tokens(), store.archived_count()
+            count = store.count()
+    else:
+        count = 0
+    totals = WindowTotals(count, cfg.max_window_turns, est, cfg.max_window_tokens, archived)
+    if as_json:
+        click.echo(json.dumps({"turns": [turn_json(t) for t in turns], "totals": totals.to_json()}, indent=2))
+        return
+    if not turns:
+        click.echo("(the window is empty)")
+    for turn in turns:
+        click.echo(format_turn(turn))
+        click.echo()
+    click.echo(totals.line())
+
+
+def _show_prompt(inst: Instance, cfg: Any, as_json: bool) -> None:
+    from .engine.prompt import read_role_doc, window_blocks
+    from .store import TurnStore
+    role = read_role_doc(cfg.role_doc_path)
+    turns = []
+    if inst.turns_path.exists():
+        with TurnStore(inst.turns_path, readonly=True) as store:
+            turns = store.sendable()
+    blocks = window_blocks(turns)
+    if as_json:
+        click.echo(json.dumps({"system_prompt": role.text, "blocks": blocks,
+                               "warning": role.warning}, indent=2, ensure_ascii=False))
+        return
+    if role.warning:
+        click.echo(f"mnemara: warning: {role.warning}", err=True)
+    click.echo(f"===== system prompt ({len(role.text):,} characters, from {cfg.role_doc_path or 'no role doc'}) =====")
+    click.echo(role.text)
+    click.echo(f"===== user message: {len(blocks)} block(s) from the window, then your next message =====")
+    for turn, block in zip(turns, blocks):
+        click.echo(f"----- block: turn {turn.id} ({turn.role}, ~{turn.est_tokens:,} tokens) -----")
+        click.echo(block["text"])
+    click.echo("----- block: your next message -----")
+
+
+@main.command()
+@instance_option
+@click.option("--no-tui", is_flag=True, help="Use the plain REPL (also MNEMARA_NO_TUI=1, or off a terminal).")
+def run(instance_name: str, no_tui: bool) -> None:
+    """Chat with the instance (creates it with defaults if missing)."""
+    import os
+    inst = _ensure(instance_name)
+    inst.load_config()  # a broken config is one line here, before any screen opens
+    interactive = _is_tty()
+    if no_tui or os.environ.get("MNEMARA_NO_TUI", "").lower() in ("1", "true", "yes") or not interactive:
+        from .ui.repl import run_repl
+        sys.exit(run_repl(inst, interactive=interactive))
+    from .ui.tui.app import run_tui
+    sys.exit(run_tui(inst))
+
+
+@main.command()
+@instance_option
+@click.argument("message", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
+@click.option("--yes", "-y", is_flag=True, help="Allow tools whose policy is 'ask' (denied otherwise).")
+def ask(instance_name: str, message: tuple[str, ...], as_json: bool, yes: bool) -> None:
+    """Run one turn non-interactively; the reply goes to stdout. MESSAGE '-' (or none) reads stdin."""
+    inst = _existing(instance_name)
+    inst.load_config()
+    text = sys.stdin.read() if message in ((), ("-",)) else " ".join(message)
+    if not text.strip():
+        raise MnemaraError("nothing to ask: give a MESSAGE or pipe one on stdin")
+    from .ui.oneshot import ask as run_ask
+    sys.exit(run_ask(inst, text, as_json=as_json, yes=yes))
+
+
+@main.command()
+@instance_option
+@click.option("--purge", is_flag=True, help="Delete the window AND the archive for good.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (with --purge).")
+def clear(instance_name: str, purge: bool, yes: bool) -> None:
+    """Move every window turn to the archive (nothing is deleted unless --purge)."""
+    from .store import TurnStore
+    inst = _existing(instance_name)
+    with TurnStore(inst.turns_path) as store:
+        if not purge:
+            ev = store.clear()
+            n = len(ev.ids) if ev else 0
+            click.echo(f"moved {n} turn{'s' if n != 1 else ''} to the archive; the window is empty")
+            return
+        total = store.count() + store.archived_count()
+        if not yes:
+            if not _is_tty():
+                raise MnemaraError("--purge deletes the window and the archive for good; "
+                                   "add --yes to confirm when not on a terminal")
+            click.confirm(f"Delete {total} turns (window and archive) of {instance_name!r} for good?",
+                          abort=True)
+        n = store.purge()
+        click.echo(f"deleted {n} turn{'s' if n != 1 else ''} (window and archive)")
+
+
+@main.command()
+@instance_option
+@click.option("--force", is_flag=True, help="Required: confirms deleting the whole instance directory.")
+def delete(instance_name: str, force: bool) -> None:
+    """Delete an instance directory and everything in it."""
+    inst = _existing(instance_name)
+    if not force:
+        raise MnemaraError(f"this deletes {inst.root} and everything in it (window, archive, memory); "
+                           "add --force to confirm")
+    inst.delete()
+    click.echo(f"deleted instance {instance_name!r} ({inst.root})")
+
+
+@main.command()
+@instance_option
+@click.option("--set", "set_path", metavar="PATH", help="Point the instance at this role doc.")
+@click.option("--show", "show_doc", is_flag=True, help="Print the role doc path and its text.")
+def role(instance_name: str, set_path: str | None, show_doc: bool) -> None:
+    """Show or set the role doc (the system prompt, re-read every turn)."""
+    inst = _existing(instance_name)
+    cfg = inst.load_config()
+    if set_path:
+        path = str(Path(set_path).expanduser().resolve())
+        inst.save_config(cfg.replace(role_doc_path=path))
+        click.echo(f"role doc for {instance_name!r} is now {path}")
+        _warn_missing_role(path)
+        return
+    path = cfg.role_doc_path
+    if not path:
+        click.echo("no role doc set (the system prompt is empty); set one with --set PATH")
+        return
+    click.echo(f"role doc: {path}")
+    if show_doc:
+        try:
+            click.echo(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MnemaraError(f"cannot read role doc {path}: {exc}") from None
+    else:
+        _warn_missing_role(path)
+
+
+@main.command()
+@instance_option
+@click.option("--category", "-c", default="note", show_default=True, help="Category in the note header.")
+@click.argument("text", nargs=-1, required=True)
+def note(instance_name: str, category: str, text: tuple[str, ...]) -> None:
+    """Append a memory note to memory/YYYY-MM-DD.md. TEXT '-' reads stdin."""
+    from .memory.notes import append_note
+    body = sys.stdin.read() if text == ("-",) else " ".join(text)
+    inst = _ensure(instance_name)
+    try:
+        path = append_note(inst.memory_dir, body, category)
+    except ValueError as exc:
+        raise MnemaraError(str(exc)) from None
+    click.echo(f"noted in {path}")
+
+
+@main.command()
+@instance_option
+@click.argument("query", nargs=-1, required=True)
+@click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most hits.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines, one per hit.")
+def search(instance_name: str, query: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Full-text search over the window, the archive and memory notes."""
+    from .memory.notes import search_notes
+    from .store import TurnStore
+    from .views import format_hit, hit_json
+    inst = _existing(instance_name)
+    text = " ".join(query)
+    hits: list[Any] = []
+    if inst.turns_path.exists():
+        with TurnStore(inst.turns_path, readonly=True) as store:
+            hits.extend(store.search(text, limit))
+    hits.extend(search_notes(inst.memory_dir, text, limit))
+    hits = hits[:limit] if len(hits) <= limit else _interleave(hits, limit)
+    if as_json:
+        for hit in hits:
+            click.echo(json.dumps(hit_json(hit)))
+        return
+    if not hits:
+        click.echo(f"no matches for {text!r}")
+    for hit in hits:
+        click.echo(format_hit(hit))
+
+
+def _interleave(hits: list[Any], limit: int) -> list[Any]:
+    """Keep the best of each source when the combined list is too long."""
+    from .store import SearchHit
+    turns = [h for h in hits if isinstance(h, SearchHit)]
+    notes = [h for h in hits if not isinstance(h, SearchHit)]
+    keep_notes = min(len(notes), max(limit // 2, limit - len(turns)))
+    return turns[: limit - keep_notes] + notes[:keep_notes]

@@ -1,0 +1,21 @@
+"""Errors a user can act on. The CLI turns each into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+
+class MnemaraError(Exception):
+    """A problem the user can fix; its message is one complete sentence, shown as-is."""
+
+    exit_code = 2
+
+
+class InstanceError(MnemaraError):
+    """Bad instance name, missing instance, or an instance that already exists."""
+
+
+class ConfigError(MnemaraError):
+    """config.json is unreadable, not JSON, or fails validation."""
+
+
+class StoreError(MnemaraError):
+    """turns.sqlite cannot be opened or is not a mnemara store."""

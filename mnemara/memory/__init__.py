@@ -1,0 +1,1 @@
+"""Memory that outlives the window: notes (and later wiki, RAG, graph)."""

@@ -1,0 +1,115 @@
+"""SQLite connection and numbered schema migrations for `turns.sqlite`."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ..errors import StoreError
+
+_TURN_COLUMNS = """
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL,            -- JSON list of content blocks, as received
+    rendered TEXT NOT NULL,           -- the exact text block sent to the model for this turn
+    created_at TEXT NOT NULL,         -- ISO-8601 UTC
+    model TEXT,
+    est_tokens INTEGER NOT NULL,
+    usage TEXT,                       -- JSON: real API usage of the turn, when known
+    cost_usd REAL,
+    status TEXT NOT NULL DEFAULT 'complete'
+        CHECK (status IN ('pending', 'complete', 'failed', 'interrupted')),
+    pinned INTEGER NOT NULL DEFAULT 0
+"""
+
+# Each entry upgrades the schema by one version; never edit a shipped entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, {_TURN_COLUMNS});
+    CREATE TABLE archive (id INTEGER PRIMARY KEY, {_TURN_COLUMNS},
+        archived_at TEXT NOT NULL, archive_reason TEXT NOT NULL);
+    CREATE INDEX archive_created ON archive (created_at);
+    -- One full-text row per turn, keyed by turn id; it follows a turn into the archive.
+    CREATE VIRTUAL TABLE turn_fts USING fts5 (body, tokenize = 'porter unicode61');
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE evictions (
+        id INTEGER PRIMARY KEY, at TEXT NOT NULL, turns INTEGER NOT NULL,
+        est_tokens INTEGER NOT NULL, reason TEXT NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store. Read-only opens never create the file and never migrate.
+
+    Any failure (not a database, truncated, unreadable, newer schema) is a StoreError with one line.
+    """
+    path = Path(path)
+    if readonly and not path.exists():
+        raise StoreError(f"{path}: no turn store yet")
+    conn = None
+    try:
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if readonly:
+            # A normal connection with query_only leaves no -wal/-shm behind once closed.
+            conn.execute("PRAGMA query_only = 1")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        else:
+            # Checked before the WAL switch, which would already rewrite someone else's file.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if version or not tables:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                version = _migrate(conn)
+        if version == 0:
+            raise StoreError(f"{path}: not a mnemara turn store ("
+                             + ("another program's SQLite database" if tables else "empty")
+                             + "); move the file aside to start a fresh window")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path}: schema version {version} is newer than this mnemara "
+                             f"supports ({SCHEMA_VERSION}); upgrade mnemara")
+        if readonly and version < SCHEMA_VERSION:
+            raise StoreError(f"{path}: schema version {version} needs an upgrade; "
+                             "run any writing command (e.g. `mnemara run`) first")
+    except sqlite3.DatabaseError as exc:
+        _close(conn)
+        raise StoreError(f"{path}: cannot open the turn store ({exc}); "
+                         "move the file aside to start a fresh window") from None
+    except StoreError:
+        _close(conn)  # now, not at interpreter exit: a failed open leaves no -wal/-shm behind
+        raise
+    return conn
+
+
+def _close(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, SCHEMA_VERSION):
+            for statement in _split(MIGRATIONS[number]):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit our transaction)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,106 @@
+"""Plain-text and JSON views of the window, search hits and instances.
+
+Shared by the CLI, the REPL and the TUI's slash commands; no UI library imports.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+from .store.render import result_text
+from .store.turns import SearchHit, Turn
+
+ROLE_LABEL = {"user": "you", "assistant": "assistant"}
+
+
+def summarize_tool_call(name: str, args: dict[str, Any], limit: int = 100) -> str:
+    """`Bash: git status`, `Read: /x.py`, or `tool {json}`, cut to `limit` characters."""
+    key = {"Bash": "command", "Read": "file_path", "Write": "file_path", "Edit": "file_path",
+           "Glob": "pattern", "Grep": "pattern", "NotebookEdit": "notebook_path"}.get(name)
+    if key and isinstance(args.get(key), str):
+        detail = args[key]
+    else:
+        detail = json.dumps(args, ensure_ascii=False, sort_keys=True)
+    line = f"{name}: {' '.join(detail.split())}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def summarize_result(block: dict[str, Any]) -> str:
+    text = result_text(block.get("content"))
+    lines = text.count("\n") + 1 if text else 0
+    first = text.strip().splitlines()[0] if text.strip() else "(empty)"
+    first = first if len(first) <= 60 else first[:59] + "…"
+    state = "error" if block.get("is_error") else f"{lines} line{'s' if lines != 1 else ''}"
+    return f"{state}: {first}"
+
+
+def format_turn(turn: Turn, width: int = 100) -> str:
+    head = f"#{turn.id}  {ROLE_LABEL.get(turn.role, turn.role)} · {turn.created_at.replace('T', ' ')}"
+    if turn.role == "assistant" and turn.model:
+        head += f" · {turn.model}"
+    flags = [f for f, on in (("pinned", turn.pinned), (turn.status, turn.status != "complete")) if on]
+    if flags:
+        head += "  [" + ", ".join(flags) + "]"
+    body: list[str] = []
+    results = {b.get("tool_use_id"): b for b in turn.blocks if b.get("type") == "tool_result"}
+    for block in turn.blocks:
+        kind = block.get("type")
+        if kind == "text" and block.get("text", "").strip():
+            for para in block["text"].strip().splitlines():
+                body.extend(textwrap.wrap(para, width - 2, replace_whitespace=False) or [""])
+        elif kind == "tool_use":
+            line = "⚙ " + summarize_tool_call(block.get("name", "?"), block.get("input", {}), width - 30)
+            result = results.get(block.get("id"))
+            if result is not None:
+                line += "  → " + summarize_result(result)
+            body.append(line)
+        elif kind == "thinking":
+            body.append(f"(thinking, {len(block.get('thinking', '')):,} characters, not re-sent)")
+    return head + "\n" + "\n".join("  " + ln for ln in body)
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    turns: int
+    max_turns: int
+    est_tokens: int
+    max_tokens: int
+    archived: int
+
+    def line(self) -> str:
+        pct = 100 * self.est_tokens / self.max_tokens if self.max_tokens else 0
+        return (f"{self.turns}/{self.max_turns} turns · ~{self.est_tokens:,}/{self.max_tokens:,} "
+                f"estimated tokens ({pct:.0f}%) · {self.archived:,} archived")
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def turn_json(turn: Turn) -> dict[str, Any]:
+    return {"id": turn.id, "role": turn.role, "created_at": turn.created_at, "model": turn.model,
+            "status": turn.status, "pinned": turn.pinned, "est_tokens": turn.est_tokens,
+            "usage": turn.usage, "cost_usd": turn.cost_usd, "content": turn.blocks}
+
+
+def format_hit(hit: SearchHit | Any) -> str:
+    if isinstance(hit, SearchHit):
+        where = f"{hit.source:<8}#{hit.turn_id}"
+        return f"{where:<16}{hit.created_at}  {ROLE_LABEL.get(hit.role, hit.role):<10}{_one_line(hit.snippet)}"
+    where = f"memory  {hit.path.name}:{hit.line}"
+    return f"{where:<16}{hit.at}  {hit.category:<10}{_one_line(hit.body, 80)}"
+
+
+def hit_json(hit: SearchHit | Any) -> dict[str, Any]:
+    if isinstance(hit, SearchHit):
+        return {"source": hit.source, "turn_id": hit.turn_id, "role": hit.role,
+                "time": hit.created_at, "snippet": hit.snippet}
+    return {"source": "memory", "file": str(hit.path), "line": hit.line, "time": hit.at,
+            "category": hit.category, "snippet": hit.body[:200]}
+
+
+def _one_line(text: str, limit: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
