@@ -1,0 +1,1 @@
+"""The turn engine: permissions, the SDK session and the window it sends."""

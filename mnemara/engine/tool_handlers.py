@@ -1,0 +1,282 @@
+"""What the in-process model tools do. Their names, descriptions and schemas live in `tools.py`.
+
+Each handler takes the `ToolContext` and arguments already checked against its schema (defaults
+applied), and returns the text the model sees. A failure the model can act on is a `ToolError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Config
+from ..fsutil import PRIVATE_FILE, atomic_write_text, ensure_private_dir
+from ..instance import Instance
+from ..memory.notes import append_note
+from ..store.turns import Turn, TurnStore
+from ..views import summarize_tool_call
+from .events import SessionStats
+
+MemoryHook = Callable[[Path, str, str, "dict[str, Any] | None"], None]
+
+
+class ToolError(Exception):
+    """A failure the model should read and can fix (bad id, bad duration, ...)."""
+
+
+def _no_notice(kind: str, text: str) -> None:
+    pass
+
+
+@dataclass
+class ToolContext:
+    """Everything a tool may touch. The engine owns it and updates it between turns."""
+
+    instance: Instance
+    config: Config  # replaced when the user changes the config (/swap, /tokens): read it per call
+    store: TurnStore
+    stats: SessionStats
+    notify: Callable[[str, str], None] = _no_notice  # (kind, text): eviction, warning, error
+    system_prompt_tokens: int = 0  # the engine sets it each turn
+    after_write_memory: list[MemoryHook] = field(default_factory=list)  # (path, text, category, payload)
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+def write_memory(ctx: ToolContext, args: dict[str, Any]) -> str:
+    text, category = args["text"], args["category"]
+    payload = {k: v for k, v in (args.get("payload") or {}).items() if v not in (None, "")} or None
+    try:
+        path = append_note(ctx.instance.memory_dir, text, category, payload)
+    except ValueError as exc:  # empty text, bad category
+        raise ToolError(str(exc)) from None
+    except OSError as exc:
+        raise ToolError(f"could not write the memory file: {exc}") from None
+    reply = f"Saved a {category!r} note to {_shown(ctx, path)}."
+    for hook in ctx.after_write_memory:
+        # The note is on disk; an indexer that fails must not turn that into a failed write.
+        try:
+            hook(path, text, category, payload)
+        except Exception as exc:  # noqa: BLE001 - any hook failure becomes a warning
+            warning = f"the note was saved, but {_hook_name(hook)} failed: {type(exc).__name__}: {exc}"
+            ctx.notify("warning", warning)
+            reply += f"\nWarning: {warning}"
+    return reply
+
+
+def propose_role_amendment(ctx: ToolContext, args: dict[str, Any]) -> str:
+    text, rationale, severity = args["text"].strip(), args["rationale"].strip(), args["severity"]
+    if not text:
+        raise ToolError("the proposed text is empty")
+    now = datetime.now(timezone.utc)
+    body = (f"# Proposed role amendment\n\n"
+            f"- proposed: {now.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+            f"- severity: {severity}\n"
+            f"- rationale: {' '.join(rationale.split()) or '(none given)'}\n\n"
+            f"## Proposed text\n\n{text}\n\n"
+            "---\n"
+            "Proposed by the model for the user to review. Nothing is applied automatically: "
+            "`mnemara role` changes nothing by itself; edit the role doc to adopt it.\n")
+    try:
+        directory = ensure_private_dir(ctx.instance.proposals_dir)
+        path = _reserve(directory, f"{now.strftime('%Y%m%dT%H%M%SZ')}_{slug(text)}", ".md")
+    except OSError as exc:
+        raise ToolError(f"could not create the proposal file: {exc}") from None
+    try:
+        atomic_write_text(path, body)  # replaces the empty placeholder we just reserved
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise ToolError(f"could not write the proposal: {exc}") from None
+    ctx.notify("info", f"role amendment proposed ({severity}): {_shown(ctx, path)}")
+    return f"Proposal saved to {_shown(ctx, path)} for the user to review; nothing was applied."
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """`lower-case-words-of-the-text`, cut at a word boundary to at most `limit` characters."""
+    out = ""
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        candidate = f"{out}-{word}" if out else word
+        if len(candidate) > limit:
+            out = out or word[:limit]
+            break
+        out = candidate
+    return out or "amendment"
+
+
+def _reserve(directory: Path, stem: str, suffix: str) -> Path:
+    """Create an empty `stem.md` (or `stem-2.md`, ...) that did not exist; O_EXCL never overwrites."""
+    for n in range(1, 1000):
+        path = directory / f"{stem}{'' if n == 1 else f'-{n}'}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+            return path
+        except FileExistsError:
+            continue
+    raise ToolError(f"too many proposals named {stem}{suffix}")
+
+
+# --- the window --------------------------------------------------------------------------------
+
+def inspect_context(ctx: ToolContext, args: dict[str, Any]) -> str:
+    cfg, store, stats = ctx.config, ctx.store, ctx.stats
+    rows = store.window()
+    pinned = sum(t.pinned for t in rows)
+    unsent = sum(t.status == "failed" for t in rows)
+    window_tokens = store.window_tokens()
+    total = window_tokens + ctx.system_prompt_tokens
+    u = stats.last_usage
+    hit = u.cache_hit_ratio
+    cost = f"${stats.session_cost_usd:.4f} over {stats.turns_run} turn(s)"
+    if stats.last_cost_usd is not None:
+        cost += f" (last turn ${stats.last_cost_usd:.4f})"
+    est = store.estimator
+    lines = [
+        f"Context of instance {ctx.instance.name!r} (model {cfg.model})",
+        f"- window rows: {len(rows)} / {cfg.max_window_turns} max_window_turns"
+        f" ({pinned} pinned{f', {unsent} failed and not sent' if unsent else ''})",
+        f"- estimated tokens: ~{window_tokens:,} window / {cfg.max_window_tokens:,} max_window_tokens"
+        f" ({_pct(window_tokens, cfg.max_window_tokens)}); + ~{ctx.system_prompt_tokens:,} system"
+        f" prompt = ~{total:,} sent",
+        f"- archived turns: {store.archived_count():,} ({stats.archived_this_session} this session)",
+        f"- last request usage: input {u.input_tokens:,}, output {u.output_tokens:,}, cache read"
+        f" {u.cache_read_input_tokens:,}, cache creation {u.cache_creation_input_tokens:,}",
+        f"- cache hit ratio: {'n/a (no request yet)' if hit is None else f'{hit:.0%}'}",
+        f"- session cost: {cost}",
+        f"- token estimate: {est.chars_per_token:.2f} chars/token"
+        f" ({f'calibrated from {est.samples} request(s)' if est.samples else 'default, not calibrated yet'})",
+    ]
+    evictions = store.evictions(5)
+    lines.append("- recent evictions:" if evictions else "- recent evictions: none")
+    lines += [f"  - {e['at']}: {e['turns']} turn(s), ~{e['est_tokens']:,} tokens ({e['reason']})"
+              for e in evictions]
+    return "\n".join(lines)
+
+
+def pin_turn(ctx: ToolContext, args: dict[str, Any]) -> str:
+    return _set_pins(ctx, args["ids"], True)
+
+
+def unpin_turn(ctx: ToolContext, args: dict[str, Any]) -> str:
+    return _set_pins(ctx, args["ids"], False)
+
+
+def _set_pins(ctx: ToolContext, ids: list[int], pinned: bool) -> str:
+    wanted = sorted(set(ids))
+    before = {t.id: t.pinned for t in ctx.store.window()}
+    found = ctx.store.set_pinned(wanted, pinned)
+    changed = [i for i in found if before.get(i) != pinned]
+    verb = "pinned" if pinned else "unpinned"
+    parts = [f"{verb.capitalize()}: {_ids(changed)}." if changed else f"Nothing {verb}."]
+    if unchanged := [i for i in found if i not in changed]:
+        parts.append(f"Already {verb}: {_ids(unchanged)}.")
+    if missing := [i for i in wanted if i not in found]:
+        parts.append(f"Not in the window: {_ids(missing)}.")
+    if pinned and changed:
+        parts.append("Pinned turns are evicted last, only when the budget cannot be met otherwise.")
+    return " ".join(parts)
+
+
+def evict_turns(ctx: ToolContext, args: dict[str, Any]) -> str:
+    ids, older_than = args.get("ids"), args.get("older_than")
+    if (ids is None) == (older_than is None):
+        raise ToolError("give exactly one of `ids` (turn ids to archive) or `older_than` "
+                        "(a duration such as \"30m\", \"2h\" or \"3d\")")
+    rows = {t.id: t for t in ctx.store.window()}
+    skipped: list[str] = []
+    if ids is not None:
+        wanted = sorted(set(ids))
+        skipped += [f"#{i} (not in the window)" for i in wanted if i not in rows]
+        candidates = [rows[i] for i in wanted if i in rows]
+    else:
+        cutoff = (datetime.now(timezone.utc) - parse_duration(older_than)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        candidates = [t for t in rows.values() if t.created_at < cutoff]
+    chosen = []
+    for t in candidates:
+        if t.status == "pending":
+            skipped.append(f"#{t.id} (the turn being answered now)")
+        elif t.pinned:
+            skipped.append(f"#{t.id} (pinned: unpin it first)")
+        else:
+            chosen.append(t.id)
+    eviction = ctx.store.evict(chosen, "model") if chosen else None
+    if eviction is None:
+        reply = "Nothing archived."
+    else:
+        n = len(eviction.ids)
+        ctx.stats.archived_this_session += n
+        ctx.notify("eviction", f"{n} turn{'s' if n != 1 else ''} archived by the model")
+        reply = (f"Archived {_ids(eviction.ids)} (~{eviction.est_tokens:,} estimated tokens freed). "
+                 "They left the window but stay searchable in the archive.")
+    if skipped:
+        reply += " Skipped: " + ", ".join(sorted(skipped, key=lambda s: int(s[1:].split()[0]))) + "."
+    return reply
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"30m"`, `"2h"`, `"3d"`, `"1h30m"` (units s, m, h, d, w) as a timedelta."""
+    compact = text.strip().lower()
+    parts = _DURATION.findall(compact)
+    if not parts or _DURATION.sub("", compact).strip():
+        raise ToolError(f"older_than {text!r} is not a duration; use a number and a unit "
+                        "(s, m, h, d, w), for example \"30m\", \"2h\", \"3d\" or \"1h30m\"")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ToolError("older_than must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def list_window(ctx: ToolContext, args: dict[str, Any]) -> str:
+    total = ctx.store.count()
+    limit = args.get("limit")
+    rows = ctx.store.window(limit)
+    if not rows:
+        return "The window is empty."
+    head = f"{total} row(s) in the window" + (f", the last {len(rows)} shown" if len(rows) < total else "")
+    lines = [head + " (id, role, time, estimated tokens, flags, start):"]
+    for t in rows:
+        flags = ",".join(f for f, on in (("pinned", t.pinned), (t.status, t.status != "complete")) if on)
+        lines.append(f"#{t.id} {t.role} {t.created_at} ~{t.est_tokens:,} tok"
+                     f"{f' [{flags}]' if flags else ''}: {_gist(t)}")
+    return "\n".join(lines)
+
+
+def _gist(turn: Turn, limit: int = 80) -> str:
+    """The first ~80 characters of the text, else a summary of the tool calls."""
+    text = " ".join(turn.text.split())
+    calls = [summarize_tool_call(b.get("name", "?"), b.get("input") or {}, 60)
+             for b in turn.blocks if b.get("type") == "tool_use"]
+    more = f"; +{len(calls) - 1} more" if len(calls) > 1 else ""
+    if text:
+        gist = text if len(text) <= limit else text[: limit - 1] + "…"
+        return gist + (f" [tools: {calls[0]}{more}]" if calls else "")
+    return calls[0] + more if calls else "(no text)"
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(f"#{i}" for i in ids)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "n/a"
+
+
+def _shown(ctx: ToolContext, path: Path) -> str:
+    """A path relative to the instance directory when it lies inside it."""
+    try:
+        return str(path.relative_to(ctx.instance.root))
+    except ValueError:
+        return str(path)
+
+
+def _hook_name(hook: Callable[..., Any]) -> str:
+    return getattr(hook, "__qualname__", None) or type(hook).__name__

@@ -1,0 +1,259 @@
+"""The model's in-process tools: ONE registry (`TOOLS`), served as one SDK MCP server.
+
+Each tool is defined once, below: its name, a description written for the model, a JSON Schema in
+which optional arguments are optional (with defaults), and its handler (in `tool_handlers.py`).
+The engine, the permission policy (`mcp__mnemara__*`) and the tests all read this registry, so
+adding a tool is one `ToolSpec(...)`.
+
+`claude_agent_sdk` is imported only inside `build_sdk_server`: importing it costs ~0.5 s, which
+commands that never talk to the model must not pay.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import tool_handlers as h
+from .tool_handlers import ToolContext, ToolError
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import McpSdkServerConfig
+
+__all__ = ["SERVER_NAME", "TOOLS", "TOOLS_BY_NAME", "ToolContext", "ToolError", "ToolSpec",
+           "build_sdk_server", "call_tool", "qualified", "validate_args"]
+
+SERVER_NAME = "mnemara"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str  # for the model: when to use it and what it returns
+    schema: dict[str, Any]  # JSON Schema of the arguments object
+    handler: Callable[[ToolContext, dict[str, Any]], str]
+    read_only: bool = False  # only reads state (an MCP annotation hint for the CLI)
+
+
+def qualified(name: str) -> str:
+    """The name the model and the permission policy see: `mcp__mnemara__<name>`."""
+    return f"mcp__{SERVER_NAME}__{name}"
+
+
+def _args(required: tuple[str, ...] = (), **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required),
+            "additionalProperties": False}
+
+
+_IDS = {"type": "array", "items": {"type": "integer"}, "minItems": 1,
+        "description": "Turn ids, as shown by list_window (e.g. [12, 13])."}
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "write_memory",
+        "Save something worth remembering beyond this conversation (a fact about the user, a "
+        "preference, a decision, a lesson, an observation about your own behaviour) to today's "
+        "memory file. Memory outlives the rolling window; use it for what should survive eviction. "
+        "Returns the file the note was written to.",
+        _args(("text",),
+              text={"type": "string", "minLength": 1,
+                    "description": "The note itself: one self-contained statement or short paragraph."},
+              category={"type": "string", "default": "note",
+                        "description": "A short label, 1-64 letters, digits, '_', '.', '/' or '-' "
+                                       "(e.g. insight, preference, decision, self_observation). "
+                                       "Default: note."},
+              payload={"type": "object", "additionalProperties": False,
+                       "description": "Optional structure for notes that make a claim; give only the "
+                                      "fields you have.",
+                       "properties": {
+                           "observation": {"type": "string", "description": "What was observed."},
+                           "evidence": {"type": "string", "description": "What supports it."},
+                           "prediction": {"type": "string", "description": "What it implies will happen."},
+                           "applies_to": {"type": "string", "description": "Where it applies."},
+                           "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                          "description": "How sure you are, from 0 to 1."}}}),
+        h.write_memory),
+    ToolSpec(
+        "propose_role_amendment",
+        "Propose a change to your role document (your system prompt) when you notice a standing "
+        "instruction is missing, wrong or keeps causing mistakes. The proposal is saved to a file "
+        "for the user to review; nothing is applied automatically. Returns the proposal's path.",
+        _args(("text", "rationale", "severity"),
+              text={"type": "string", "minLength": 1,
+                    "description": "The exact text to add to or change in the role document."},
+              rationale={"type": "string", "description": "Why: what happened that calls for it."},
+              severity={"type": "string", "enum": ["low", "medium", "high"],
+                        "description": "How much it matters: low, medium or high."}),
+        h.propose_role_amendment),
+    ToolSpec(
+        "inspect_context",
+        "Report what your context holds right now: window rows against the turn budget, estimated "
+        "tokens against the token budget (plus the system prompt), pinned and archived turns, the "
+        "last request's real token usage and prompt-cache hit ratio, session cost, and recent "
+        "evictions. Use it before deciding to pin or evict.",
+        _args(),
+        h.inspect_context, read_only=True),
+    ToolSpec(
+        "list_window",
+        "List the turns in your rolling window, oldest first, one line each: id, role, time, "
+        "estimated tokens, flags (pinned, pending, failed, interrupted) and the start of the text or "
+        "a summary of its tool calls. Use the ids with pin_turn, unpin_turn and evict_turns.",
+        _args(limit={"type": "integer", "minimum": 1,
+                     "description": "Show only the newest N turns (default: all)."}),
+        h.list_window, read_only=True),
+    ToolSpec(
+        "pin_turn",
+        "Pin turns so they stay in the window: pinned turns are evicted last, only when the budget "
+        "cannot be met otherwise. Pin what you must keep seeing verbatim (the task, key decisions). "
+        "Returns which ids were pinned and which were not in the window.",
+        _args(("ids",), ids=_IDS),
+        h.pin_turn),
+    ToolSpec(
+        "unpin_turn",
+        "Unpin turns so they are evicted in the normal oldest-first order again. Returns which ids "
+        "were unpinned and which were not in the window.",
+        _args(("ids",), ids=_IDS),
+        h.unpin_turn),
+    ToolSpec(
+        "evict_turns",
+        "Move turns out of your window into the archive (still searchable, no longer sent), to make "
+        "room or drop what is no longer relevant. Give either `ids` or `older_than`, not both. "
+        "Pinned turns and the turn being answered now are skipped. Evicting changes the prompt "
+        "prefix, so evict in one batch rather than a turn at a time. Returns what was archived.",
+        _args(ids=dict(_IDS, description="Turn ids to archive, as shown by list_window."),
+              older_than={"type": "string",
+                          "description": "Archive every turn older than this duration: a number and "
+                                         "a unit s, m, h, d or w, e.g. \"30m\", \"2h\", \"3d\"."}),
+        h.evict_turns),
+)
+TOOLS_BY_NAME: dict[str, ToolSpec] = {t.name: t for t in TOOLS}
+
+
+# --- argument checking -----------------------------------------------------------------------------
+# The SDK server checks arguments with jsonschema too; this check also covers direct calls
+# (`call_tool`), applies defaults, and words every problem so the model can fix its call.
+
+def validate_args(spec: ToolSpec, args: Any) -> dict[str, Any]:
+    """`args` checked against `spec.schema`, defaults applied; a ToolError names any problem."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ToolError(f"{spec.name} takes an object of named arguments, got {_kind(args)}")
+    return _check_object(spec.schema, args, "", spec.name)
+
+
+def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str,
+                  tool: str) -> dict[str, Any]:
+    props: dict[str, Any] = schema.get("properties", {})
+    required = schema.get("required", [])
+    where = f"{tool}" if not path else f"{tool}: {path}"
+    if schema.get("additionalProperties", True) is False:
+        for key in value:
+            if key not in props:
+                takes = ", ".join(f"{k} (required)" if k in required else k for k in props) or "no arguments"
+                raise ToolError(f"{where}: unknown argument {_join(path, key)!r}; it takes {takes}")
+    out: dict[str, Any] = {}
+    for key, sub in props.items():
+        # A null optional argument means "not given", as if the key were absent.
+        if value.get(key) is None:
+            if key in required:
+                raise ToolError(f"{where}: missing required argument {_join(path, key)!r} "
+                                f"({_describe(sub)}): {sub.get('description', '')}".rstrip(": "))
+            if "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            continue
+        out[key] = _check(sub, value[key], _join(path, key), tool)
+    return out
+
+
+def _check(schema: dict[str, Any], value: Any, path: str, tool: str) -> Any:
+    kind = schema.get("type")
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    ok = {"string": lambda v: isinstance(v, str),
+          "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "boolean": lambda v: isinstance(v, bool),
+          "array": lambda v: isinstance(v, list),
+          "object": lambda v: isinstance(v, dict)}.get(kind, lambda v: True)(value)
+    if not ok:
+        raise ToolError(f"{tool}: {path} must be {_describe(schema)}, got {_kind(value)}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ToolError(f"{tool}: {path} must be {_describe(schema)}, got {value!r}")
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        span = f"between {lo} and {hi}" if lo is not None and hi is not None else (
+            f"at least {lo}" if lo is not None else f"at most {hi}")
+        raise ToolError(f"{tool}: {path} must be {span}, got {value}")
+    if kind == "string" and len(value.strip()) < schema.get("minLength", 0):
+        raise ToolError(f"{tool}: {path} must not be empty")
+    if kind == "array":
+        if len(value) < schema.get("minItems", 0):
+            raise ToolError(f"{tool}: {path} needs at least {schema['minItems']} item(s)")
+        return [_check(schema.get("items", {}), v, f"{path}[{i}]", tool) for i, v in enumerate(value)]
+    if kind == "object":
+        return _check_object(schema, value, path, tool)
+    return value
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "array":
+        item = _describe(schema.get("items", {})).removeprefix("an ").removeprefix("a ")
+        return f"an array of {item}s"
+    return {"string": "a string", "integer": "an integer", "number": "a number",
+            "boolean": "true or false", "object": "an object"}.get(kind, "a value")
+
+
+def _kind(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "an object", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# --- dispatch --------------------------------------------------------------------------------------
+
+def _result(text: str, is_error: bool = False) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "is_error": is_error}
+
+
+async def call_tool(ctx: ToolContext, name: str, args: Any) -> dict[str, Any]:
+    """Run one tool; an MCP-shaped result. Never raises: every failure is an `is_error` result."""
+    spec = TOOLS_BY_NAME.get(name.removeprefix(qualified("")))
+    if spec is None:
+        return _result(f"unknown tool {name!r}; the tools are {', '.join(TOOLS_BY_NAME)}", True)
+    try:
+        # Handlers are synchronous: SQLite and small file writes take well under a millisecond.
+        return _result(spec.handler(ctx, validate_args(spec, args)))
+    except ToolError as exc:
+        return _result(str(exc), True)
+    except Exception as exc:  # noqa: BLE001 - a bug in one tool must not end the user's turn
+        text = f"{spec.name} failed: {type(exc).__name__}: {exc}"
+        ctx.notify("error", text)
+        return _result(text, True)
+
+
+def build_sdk_server(ctx: ToolContext) -> "McpSdkServerConfig":
+    """The in-process MCP server for `ClaudeAgentOptions.mcp_servers[SERVER_NAME]`.
+
+    A dict schema with `type` and `properties` reaches the model unchanged (the SDK's
+    `_build_input_schema` passes it through), so optional arguments stay optional.
+    """
+    from claude_agent_sdk import SdkMcpTool, ToolAnnotations, create_sdk_mcp_server
+
+    def runner(name: str) -> Callable[[dict[str, Any]], Any]:
+        async def run(args: dict[str, Any]) -> dict[str, Any]:
+            return await call_tool(ctx, name, args)
+        return run
+
+    tools = [SdkMcpTool(name=t.name, description=t.description, input_schema=t.schema,
+                        handler=runner(t.name),
+                        annotations=ToolAnnotations(readOnlyHint=t.read_only))
+             for t in TOOLS]
+    return create_sdk_mcp_server(SERVER_NAME, tools=tools)

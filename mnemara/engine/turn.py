@@ -1,0 +1,371 @@
+"""The turn engine: one SDK query per turn, carrying the rolling window; typed events out.
+
+    async for event in engine.run("hello"):
+        ...render event; answer PermissionRequest events...
+
+No UI imports. The TUI, the REPL and `mnemara ask` all drive this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from ..config import Config
+from ..debuglog import DebugLog
+from ..instance import Instance
+from ..store import Budget, TurnStore
+from ..store.render import result_text
+from ..views import summarize_tool_call
+from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
+                     ToolResult, TurnFinished, Usage)
+from .failures import explain
+from .gate import PermissionGate
+from .permissions import PermissionPolicy
+from .prompt import read_role_doc, user_message, window_blocks
+from .tools import ToolContext
+
+LOW_WATER = 0.75       # when eviction is needed, evict down to 75% of the budget in one chunk
+RENDER_OVERHEAD = 80   # characters the <turn ...> wrapper adds around a new message
+CALIBRATE_MIN_CHARS = 20_000  # below this the CLI's own prompt dominates and skews the ratio
+_DONE = object()
+
+
+class TurnEngine:
+    def __init__(self, instance: Instance, *, config: Config | None = None,
+                 cli_path: str | Path | None = None, env: dict[str, str] | None = None,
+                 unattended: str | None = None) -> None:
+        self.instance = instance
+        self.config = config or instance.load_config()
+        self.store = TurnStore(instance.turns_path, result_max_chars=self.config.tool_result_max_chars)
+        self.log = DebugLog(instance.debug_log_path)
+        self.stats = SessionStats()
+        self.cli_path = cli_path or os.environ.get("MNEMARA_CLI_PATH") or None
+        self.extra_env = dict(env or {})
+        self.unattended = unattended
+        self.cwd = Path(self.config.cwd).expanduser() if self.config.cwd else Path.cwd()
+        self.policy = self._make_policy()
+        self.tools = ToolContext(instance=instance, config=self.config, store=self.store,
+                                 stats=self.stats, notify=self._tool_notice)
+        self._client: Any = None
+        self._interrupted = False
+        self.startup_notices: list[Notice] = []
+        stale = self.store.fail_stale_pending()
+        if stale:
+            self.startup_notices.append(Notice(
+                "warning", f"turn {stale[-1]} was left unfinished by an earlier session; it is marked "
+                           "failed and will not be sent (/retry resends it)"))
+        self._tool_notices: list[Notice] = []
+        self.busy = False
+
+    def _make_policy(self) -> PermissionPolicy:
+        return PermissionPolicy(self.config.allowed_tools, home=Path.home(),
+                                file_tool_home_only=self.config.file_tool_home_only,
+                                permissions_path=self.instance.permissions_path, cwd=self.cwd)
+
+    def set_config(self, config: Config, *, save: bool = True) -> None:
+        """Apply a changed config (e.g. /swap, /tokens, /role) to the next turn."""
+        if save:
+            self.instance.save_config(config)
+        self.config = config
+        self.tools.config = config
+        self.store.result_max_chars = config.tool_result_max_chars
+        session_grants = getattr(self.policy, "_session", None)
+        self.policy = self._make_policy()
+        if session_grants is not None:
+            self.policy._session = session_grants  # keep "s" grants across a config change
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _tool_notice(self, kind: str, text: str) -> None:
+        self._tool_notices.append(Notice(kind, text))
+        self.log.write("tool_notice", kind=kind, text=text)
+
+    # --- public entry points -----------------------------------------------------------------------
+    async def run(self, text: str) -> AsyncIterator[Event]:
+        """Run one turn for the user's `text`, yielding events until TurnFinished."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        task = asyncio.create_task(self._turn(text, queue.put))
+        task.add_done_callback(lambda _: queue.put_nowait(_DONE))
+        try:
+            while True:
+                event = await queue.get()
+                if event is _DONE:
+                    break
+                yield event
+        finally:
+            if not task.done():
+                await self.interrupt()
+                try:
+                    await asyncio.wait_for(task, 15)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    task.cancel()
+        task.result()
+
+    def last_failed(self) -> Any:
+        """The failed user turn /retry would resend (the newest one), or None."""
+        for turn in reversed(self.store.window()):
+            if turn.role == "user":
+                return turn if turn.status == "failed" else None
+        return None
+
+    async def retry(self) -> AsyncIterator[Event]:
+        """Resend the last failed user turn as a new turn; the failed row goes to the archive."""
+        failed = self.last_failed()
+        if failed is None:
+            yield Notice("warning", "nothing to retry: the last user turn did not fail")
+            return
+        later = [t.id for t in self.store.window() if t.id > failed.id]
+        self.store.evict([failed.id, *later], "retried")
+        async for event in self.run(failed.text):
+            yield event
+
+    async def interrupt(self) -> None:
+        self._interrupted = True
+        client = self._client
+        if client is not None:
+            try:
+                await client.interrupt()
+            except Exception as exc:  # noqa: BLE001 - the CLI may already be gone; say so in the log
+                self.log.write("interrupt_failed", error=f"{type(exc).__name__}: {exc}")
+
+    # --- one turn --------------------------------------------------------------------------------
+    async def _turn(self, text: str, emit: Callable[[Any], Any]) -> None:
+        self.busy, self._interrupted, self._tool_notices = True, False, []
+        started = time.monotonic()
+        stderr: deque[str] = deque(maxlen=40)
+        state = _TurnState()
+        cfg = self.config
+        role = read_role_doc(cfg.role_doc_path)
+        if role.warning:
+            await emit(Notice("warning", role.warning))
+            self.log.write("role_doc", warning=role.warning)
+        self.tools.system_prompt_tokens = self.store.estimator.estimate(role.text)
+        await self._enforce_budget(text, emit)
+
+        user = self.store.add_turn("user", [{"type": "text", "text": text}], status="pending",
+                                   model=cfg.model)
+        blocks = window_blocks(self.store.sendable())
+        chars_sent = len(role.text) + sum(len(b["text"]) for b in blocks)
+        gate = PermissionGate(self.policy, bash_timeout_seconds=cfg.bash_timeout_seconds,
+                              log=self.log, emit=emit, unattended=self.unattended)
+        error: str | None = None
+        try:
+            from claude_agent_sdk import ClaudeSDKClient
+            options = self._options(role.text, gate, stderr)
+            client = ClaudeSDKClient(options)
+            self._client = client
+            try:
+                await client.connect()
+                await client.query(_once(user_message(blocks)))
+                async for message in client.receive_response():
+                    await self._handle(message, state, emit)
+                    for notice in self._drain_tool_notices():
+                        await emit(notice)
+            finally:
+                self._client = None
+                await _quietly_disconnect(client)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one explained sentence
+            if not self._interrupted:
+                error = explain(exc=exc, result=state.result, assistant_error=state.assistant_error,
+                                stderr=stderr, max_steps=cfg.max_steps_per_turn)
+                self.log.write("turn_error", error=error, exception=f"{type(exc).__name__}: {exc}",
+                               stderr=list(stderr))
+        for notice in self._drain_tool_notices():
+            await emit(notice)
+
+        result = state.result
+        if error is None and not self._interrupted and (result is None or result.is_error):
+            error = explain(result=result, assistant_error=state.assistant_error, stderr=stderr,
+                            max_steps=cfg.max_steps_per_turn)
+            self.log.write("turn_error", error=error, stderr=list(stderr),
+                           result=getattr(result, "result", None))
+        status = "interrupted" if self._interrupted else ("failed" if error else "complete")
+        usage = Usage.from_dict(getattr(result, "usage", None))
+        cost = getattr(result, "total_cost_usd", None)
+        self.store.update_turn(user.id, status="failed" if status == "failed" else "complete")
+        assistant_id = None
+        if state.blocks:
+            assistant = self.store.add_turn(
+                "assistant", state.blocks, status=status, model=state.model or cfg.model,
+                usage=usage.to_json() if result else None, cost_usd=cost)
+            assistant_id = assistant.id
+        if status != "failed" and state.first_call_input and chars_sent >= CALIBRATE_MIN_CHARS:
+            self.store.calibrate(chars_sent, state.first_call_input)
+        if result is not None:
+            self.stats.last_usage, self.stats.last_cost_usd = usage, cost
+            self.stats.session_cost_usd += cost or 0.0
+        self.stats.turns_run += 1
+        if status == "interrupted":
+            await emit(Notice("warning", "interrupted: the partial reply is kept in the window"))
+        self.busy = False
+        await emit(TurnFinished(
+            status=status, user_turn_id=user.id, assistant_turn_id=assistant_id, usage=usage,
+            cost_usd=cost, duration_ms=int((time.monotonic() - started) * 1000),
+            api_calls=getattr(result, "num_turns", None) or len(state.message_ids),
+            error=error, text=state.final_text()))
+
+    async def _enforce_budget(self, text: str, emit: Callable[[Any], Any]) -> None:
+        cfg = self.config
+        system_tokens = self.tools.system_prompt_tokens
+        room = cfg.max_window_tokens - system_tokens
+        if room <= 0:
+            await emit(Notice("warning", f"the role doc alone (~{system_tokens:,} tokens) exceeds "
+                                         f"max_window_tokens ({cfg.max_window_tokens:,})"))
+            room = 1
+        incoming = self.store.estimator.estimate_chars(len(text) + RENDER_OVERHEAD)
+        # Room for the new message and its reply, so the window never grows past the budget.
+        eviction = self.store.apply_budget(Budget(cfg.max_window_turns, room), incoming_turns=2,
+                                           incoming_tokens=incoming, low_water=LOW_WATER)
+        if eviction:
+            n = len(eviction.ids)
+            self.stats.archived_this_session += n
+            self.log.write("eviction", ids=eviction.ids, est_tokens=eviction.est_tokens,
+                           reason=eviction.reason)
+            await emit(Notice("eviction", f"{n} turn{'s' if n != 1 else ''} archived "
+                                          f"(~{eviction.est_tokens:,} tokens) to keep the window "
+                                          "within budget", {"ids": eviction.ids}))
+
+    def _drain_tool_notices(self) -> list[Notice]:
+        out, self._tool_notices = self._tool_notices, []
+        return out
+
+    def _options(self, system_prompt: str, gate: PermissionGate, stderr: deque[str]) -> Any:
+        from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
+
+        from .tools import build_sdk_server
+        cfg = self.config
+        servers: dict[str, Any] = {"mnemara": build_sdk_server(self.tools)}
+        for s in cfg.mcp_servers:
+            servers[s.name] = {"type": "stdio", "command": s.command, "args": list(s.args),
+                               "env": dict(s.env)}
+        timeout_ms = str(cfg.bash_timeout_seconds * 1000)
+        env = {"BASH_DEFAULT_TIMEOUT_MS": timeout_ms, "BASH_MAX_TIMEOUT_MS": timeout_ms,
+               "CLAUDE_AGENT_SDK_CLIENT_APP": "mnemara", **self.extra_env}
+
+        def on_stderr(line: str) -> None:
+            stderr.append(line)
+            self.log.write("cli_stderr", line=line)
+
+        return ClaudeAgentOptions(
+            tools=builtin_tools(cfg),
+            system_prompt=system_prompt,
+            mcp_servers=servers,
+            model=cfg.model,
+            cwd=str(self.cwd),
+            cli_path=self.cli_path,
+            env=env,
+            stderr=on_stderr,
+            can_use_tool=gate.can_use_tool,
+            hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[gate.pre_tool_use],
+                                              timeout=3600)]},
+            include_partial_messages=cfg.stream,
+            setting_sources=[],
+            verbatim_prompts=True,
+            max_turns=cfg.max_steps_per_turn,
+        )
+
+    async def _handle(self, message: Any, state: "_TurnState", emit: Callable[[Any], Any]) -> None:
+        from claude_agent_sdk import (AssistantMessage, ResultMessage, StreamEvent, SystemMessage,
+                                      TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock,
+                                      UserMessage)
+        if isinstance(message, StreamEvent):
+            if message.parent_tool_use_id:
+                return
+            ev = message.event
+            if ev.get("type") == "content_block_delta" and ev.get("delta", {}).get("type") == "text_delta":
+                chunk = ev["delta"].get("text", "")
+                if chunk:
+                    state.streamed += chunk
+                    await emit(TextDelta(chunk))
+        elif isinstance(message, AssistantMessage):
+            if message.parent_tool_use_id:
+                return
+            state.model = message.model or state.model
+            if message.error:
+                state.assistant_error = message.error
+            if message.message_id and message.message_id not in state.message_ids:
+                state.message_ids.append(message.message_id)
+                if state.first_call_input is None and message.usage:
+                    state.first_call_input = Usage.from_dict(message.usage).total_input or None
+            for block in message.content:
+                if isinstance(block, TextBlock):
+                    if not state.streamed:
+                        await emit(TextDelta(block.text))
+                    state.streamed = ""
+                    state.blocks.append({"type": "text", "text": block.text})
+                    await emit(TextDone(block.text))
+                elif isinstance(block, ThinkingBlock):
+                    state.blocks.append({"type": "thinking", "thinking": block.thinking,
+                                         "signature": block.signature})
+                    await emit(Thinking(block.thinking))
+                elif isinstance(block, ToolUseBlock):
+                    state.tool_names[block.id] = block.name
+                    state.blocks.append({"type": "tool_use", "id": block.id, "name": block.name,
+                                         "input": block.input})
+                    await emit(ToolCall(block.id, block.name, block.input,
+                                        summarize_tool_call(block.name, block.input)))
+        elif isinstance(message, UserMessage):
+            if message.parent_tool_use_id or isinstance(message.content, str):
+                return
+            for block in message.content:
+                if isinstance(block, ToolResultBlock):
+                    state.blocks.append({"type": "tool_result", "tool_use_id": block.tool_use_id,
+                                         "content": block.content, "is_error": bool(block.is_error)})
+                    await emit(ToolResult(block.tool_use_id, state.tool_names.get(block.tool_use_id, "?"),
+                                          result_text(block.content), bool(block.is_error)))
+        elif isinstance(message, SystemMessage) and message.subtype == "init":
+            data = message.data or {}
+            self.log.write("session_init", tools=data.get("tools"), model=data.get("model"),
+                           mcp_servers=data.get("mcp_servers"),
+                           claude_code_version=data.get("claude_code_version"))
+            for server in data.get("mcp_servers") or []:
+                if isinstance(server, dict) and server.get("status") not in ("connected", None):
+                    await emit(Notice("warning", f"MCP server {server.get('name')!r} is "
+                                                 f"{server.get('status')}; its tools are unavailable"))
+        elif isinstance(message, ResultMessage):
+            state.result = message
+
+
+class _TurnState:
+    """What one turn has gathered so far."""
+
+    def __init__(self) -> None:
+        self.blocks: list[dict[str, Any]] = []
+        self.tool_names: dict[str, str] = {}
+        self.message_ids: list[str] = []
+        self.streamed = ""
+        self.model: str | None = None
+        self.result: Any = None
+        self.assistant_error: str | None = None
+        self.first_call_input: int | None = None
+
+    def final_text(self) -> str:
+        texts = [b["text"] for b in self.blocks if b.get("type") == "text"]
+        return texts[-1] if texts else ""
+
+
+def builtin_tools(config: Config) -> list[str]:
+    """The built-in tools offered to the model: those with an allow or ask policy, nothing else."""
+    from ..config import BUILTIN_TOOLS
+    offered = []
+    for policy in config.allowed_tools:
+        if policy.tool in BUILTIN_TOOLS and policy.mode != "deny" and policy.tool not in offered:
+            offered.append(policy.tool)
+    return offered
+
+
+async def _once(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    yield message
+
+
+async def _quietly_disconnect(client: Any) -> None:
+    try:
+        await asyncio.wait_for(client.disconnect(), 10)
+    except (Exception, asyncio.TimeoutError):  # noqa: BLE001 - the turn's outcome is already known
+        pass

@@ -1,0 +1,237 @@
+"""Slash commands: each defined once here, shared by the REPL and the TUI.
+
+A handler gets the engine and the argument text and returns an `Outcome`: text to show, or a
+stream of turn events to render (/retry), or a request to quit. No UI library imports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+if TYPE_CHECKING:
+    from ..engine.turn import TurnEngine
+
+MODELS = ("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5")
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    kind: str = "info"  # info | warning | error
+    quit: bool = False
+    events: AsyncIterator[Any] | None = None  # a turn to render (e.g. /retry)
+    view: str | None = None  # a richer view a front end may open instead of printing `text`
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    name: str
+    usage: str
+    help: str
+    handler: Callable[["TurnEngine", str], Any]
+
+
+COMMANDS: dict[str, SlashCommand] = {}
+
+
+def command(name: str, usage: str, help: str) -> Callable:
+    def register(fn: Callable[["TurnEngine", str], Any]) -> Callable:
+        COMMANDS[name] = SlashCommand(name, usage, help, fn)
+        return fn
+    return register
+
+
+def parse(line: str) -> tuple[SlashCommand | None, str, str]:
+    """(command, argument text, typed name) for a line starting with '/'."""
+    name, _, arg = line.strip()[1:].partition(" ")
+    return COMMANDS.get(name.lower()), arg.strip(), name
+
+
+async def dispatch(engine: "TurnEngine", line: str) -> Outcome:
+    cmd, arg, typed = parse(line)
+    if cmd is None:
+        close = [n for n in COMMANDS if n.startswith(typed.lower()[:2])] if typed else []
+        hint = f" (did you mean {', '.join('/' + c for c in close)}?)" if close else ""
+        return Outcome(f"unknown command /{typed}{hint}; /help lists them", "error")
+    try:
+        result = cmd.handler(engine, arg)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+    except CommandError as exc:
+        return Outcome(str(exc), "error")
+
+
+class CommandError(Exception):
+    """A mistake in a slash command's arguments; shown as one line."""
+
+
+def _ids(arg: str) -> list[int]:
+    ids = re.findall(r"\d+", arg)
+    if not ids or re.sub(r"[\d,\s#]", "", arg):
+        raise CommandError("give turn ids, e.g. 12 14 (see /show or /context for ids)")
+    return [int(i) for i in ids]
+
+
+async def _tool(engine: "TurnEngine", name: str, args: dict[str, Any]) -> Outcome:
+    """Run one of the model's window tools for the user: one definition serves both."""
+    from ..engine.tools import call_tool
+    result = await call_tool(engine.tools, name, args)
+    text = "\n".join(c.get("text", "") for c in result.get("content", []))
+    return Outcome(text, "error" if result.get("is_error") else "info")
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+@command("help", "/help", "List the slash commands.")
+def _help(engine: "TurnEngine", arg: str) -> Outcome:
+    width = max(len(c.usage) for c in COMMANDS.values())
+    lines = [f"{c.usage:<{width}}  {c.help}" for c in COMMANDS.values()]
+    return Outcome("\n".join(lines))
+
+
+@command("role", "/role [PATH]", "Show the role doc, or switch to PATH (saved to config).")
+def _role(engine: "TurnEngine", arg: str) -> Outcome:
+    if not arg:
+        return Outcome(f"role doc: {engine.config.role_doc_path or '(none: empty system prompt)'}")
+    path = str(Path(arg).expanduser().resolve())
+    engine.set_config(engine.config.replace(role_doc_path=path))
+    if not Path(path).is_file():
+        return Outcome(f"role doc set to {path}, which does not exist yet (empty system prompt "
+                       "until it does)", "warning")
+    return Outcome(f"role doc set to {path}; the next turn uses it")
+
+
+@command("show", "/show [N]", "Print the window (or its last N turns) and the totals.")
+def _show(engine: "TurnEngine", arg: str) -> Outcome:
+    from ..views import format_turn
+    last = int(arg) if arg.isdigit() else None
+    turns = engine.store.window(last)
+    body = "\n\n".join(format_turn(t) for t in turns) or "(the window is empty)"
+    return Outcome(body + "\n\n" + window_totals(engine).line())
+
+
+@command("context", "/context", "Window viewer: every row with role, time, size and pin state.")
+async def _context(engine: "TurnEngine", arg: str) -> Outcome:
+    outcome = await _tool(engine, "list_window", {})
+    outcome.view = "context"
+    return outcome
+
+
+@command("clear", "/clear", "Move every window turn to the archive (searchable, not deleted).")
+def _clear(engine: "TurnEngine", arg: str) -> Outcome:
+    ev = engine.store.clear()
+    n = len(ev.ids) if ev else 0
+    return Outcome(f"moved {n} turn{'s' if n != 1 else ''} to the archive; the window is empty")
+
+
+@command("models", "/models", "List model shortcuts for /swap.")
+def _models(engine: "TurnEngine", arg: str) -> Outcome:
+    lines = [f"{i}. {m}{'  (current)' if m == engine.config.model else ''}"
+             for i, m in enumerate(MODELS, 1)]
+    return Outcome("\n".join(lines) + "\nany other model id works too: /swap <id>")
+
+
+@command("swap", "/swap MODEL|N", "Switch the model (saved to config).")
+def _swap(engine: "TurnEngine", arg: str) -> Outcome:
+    if not arg:
+        raise CommandError("usage: /swap MODEL or /swap N (see /models)")
+    if arg.isdigit():
+        if not 1 <= int(arg) <= len(MODELS):
+            raise CommandError(f"no model number {arg}; /models lists 1-{len(MODELS)}")
+        arg = MODELS[int(arg) - 1]
+    engine.set_config(engine.config.replace(model=arg))
+    return Outcome(f"model is now {arg}")
+
+
+@command("tokens", "/tokens N", "Set the window's token budget (max_window_tokens, saved).")
+def _tokens(engine: "TurnEngine", arg: str) -> Outcome:
+    from ..errors import ConfigError
+    value = arg.replace(",", "").replace("_", "").lower()
+    mult = 1000 if value.endswith("k") else 1
+    value = value.rstrip("k")
+    if not value.isdigit():
+        raise CommandError("usage: /tokens N (e.g. /tokens 80000 or /tokens 80k)")
+    try:
+        engine.set_config(engine.config.replace(max_window_tokens=int(value) * mult))
+    except ConfigError as exc:
+        raise CommandError(str(exc).replace("config change: ", "")) from None
+    return Outcome(f"window budget is now {engine.config.max_window_tokens:,} tokens "
+                   "(applied before the next turn)")
+
+
+@command("note", "/note TEXT", "Append TEXT to today's memory file.")
+async def _note(engine: "TurnEngine", arg: str) -> Outcome:
+    if not arg:
+        raise CommandError("usage: /note TEXT")
+    return await _tool(engine, "write_memory", {"text": arg})
+
+
+@command("pin", "/pin [ID ...]", "Pin turns (default: the newest) so eviction takes them last.")
+async def _pin(engine: "TurnEngine", arg: str) -> Outcome:
+    ids = _ids(arg) if arg else [t.id for t in engine.store.window(1)]
+    if not ids:
+        raise CommandError("the window is empty")
+    return await _tool(engine, "pin_turn", {"ids": ids})
+
+
+@command("unpin", "/unpin ID ...", "Unpin turns.")
+async def _unpin(engine: "TurnEngine", arg: str) -> Outcome:
+    return await _tool(engine, "unpin_turn", {"ids": _ids(arg)})
+
+
+@command("evict", "/evict ID ...|older DURATION", "Move turns to the archive (e.g. /evict 3 4, /evict older 2h).")
+async def _evict(engine: "TurnEngine", arg: str) -> Outcome:
+    if arg.startswith("older"):
+        duration = arg[len("older"):].strip()
+        if not duration:
+            raise CommandError("usage: /evict older DURATION (e.g. 30m, 2h, 3d)")
+        return await _tool(engine, "evict_turns", {"older_than": duration})
+    return await _tool(engine, "evict_turns", {"ids": _ids(arg)})
+
+
+@command("proposals", "/proposals", "List pending role-amendment proposals.")
+def _proposals(engine: "TurnEngine", arg: str) -> Outcome:
+    folder = engine.instance.proposals_dir
+    files = sorted(folder.glob("*.md")) if folder.is_dir() else []
+    if not files:
+        return Outcome("no role-amendment proposals")
+    return Outcome("\n".join(str(f) for f in files))
+
+
+@command("search", "/search QUERY", "Search the window, the archive and memory notes.")
+def _search(engine: "TurnEngine", arg: str) -> Outcome:
+    from ..memory.notes import search_notes
+    from ..views import format_hit
+    if not arg:
+        raise CommandError("usage: /search QUERY")
+    hits: list[Any] = [*engine.store.search(arg, 10), *search_notes(engine.instance.memory_dir, arg, 10)]
+    return Outcome("\n".join(format_hit(h) for h in hits) or f"no matches for {arg!r}")
+
+
+@command("retry", "/retry", "Resend the last failed message.")
+def _retry(engine: "TurnEngine", arg: str) -> Outcome:
+    if engine.last_failed() is None:
+        return Outcome("nothing to retry: the last message did not fail", "warning")
+    return Outcome("retrying the last failed message", events=engine.retry())
+
+
+@command("quit", "/quit", "Leave mnemara (everything is already saved).")
+def _quit(engine: "TurnEngine", arg: str) -> Outcome:
+    return Outcome(quit=True)
+
+
+@command("exit", "/exit", "Same as /quit.")
+def _exit(engine: "TurnEngine", arg: str) -> Outcome:
+    return Outcome(quit=True)
+
+
+def window_totals(engine: "TurnEngine") -> Any:
+    from ..views import WindowTotals
+    cfg = engine.config
+    return WindowTotals(engine.store.count(), cfg.max_window_turns, engine.store.window_tokens(),
+                        cfg.max_window_tokens, engine.store.archived_count())

@@ -1,0 +1,35 @@
+"""`mnemara ask`: one turn, non-interactively. The reply goes to stdout, everything else to stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from ..engine.events import PermissionRequest, TextDelta, TextDone, TurnFinished, event_json
+from ..engine.turn import TurnEngine
+from ..instance import Instance
+from .plain import PlainRenderer
+
+
+def ask(instance: Instance, message: str, *, as_json: bool, yes: bool) -> int:
+    """Run one turn; returns the process exit code (0 ok, 1 the turn failed or was interrupted)."""
+    return asyncio.run(_ask(instance, message, as_json=as_json, yes=yes))
+
+
+async def _ask(instance: Instance, message: str, *, as_json: bool, yes: bool) -> int:
+    engine = TurnEngine(instance, unattended="allow" if yes else "deny")
+    renderer = PlainRenderer()
+    finished: TurnFinished | None = None
+    try:
+        async for event in engine.run(message):
+            if isinstance(event, TurnFinished):
+                finished = event
+            if as_json:
+                print(json.dumps(event_json(event), ensure_ascii=False, default=str), flush=True)
+            elif isinstance(event, (TextDelta, TextDone)):
+                renderer.render(event)
+            elif not isinstance(event, PermissionRequest):
+                renderer.render(event)
+    finally:
+        engine.close()
+    return 0 if finished is not None and finished.status == "complete" else 1
