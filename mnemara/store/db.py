@@ -29,7 +29,8 @@ MIGRATIONS: tuple[str, ...] = (
         archived_at TEXT NOT NULL, archive_reason TEXT NOT NULL);
     CREATE INDEX archive_created ON archive (created_at);
     -- One full-text row per turn, keyed by turn id; it follows a turn into the archive.
-    CREATE VIRTUAL TABLE turn_fts USING fts5 (body, tokenize = 'porter unicode61');
+    -- Prefix indexes keep short prefix queries ("dep*") from merging thousands of doclists.
+    CREATE VIRTUAL TABLE turn_fts USING fts5 (body, tokenize = 'porter unicode61', prefix = '2 3 4');
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE evictions (
         id INTEGER PRIMARY KEY, at TEXT NOT NULL, turns INTEGER NOT NULL,

@@ -19,6 +19,7 @@ from .render import DEFAULT_RESULT_MAX_CHARS, plain_text, render_turn
 from .tokens import TokenEstimator
 from .window import Budget, RowCost, plan_eviction
 
+RANK_WINDOW = 10_000  # most matches `search` ranks; see its docstring
 SENDABLE = ("pending", "complete", "interrupted")  # failed turns stay visible but are never sent
 _COLUMNS = "id, role, content, rendered, created_at, model, est_tokens, usage, cost_usd, status, pinned"
 
@@ -250,21 +251,34 @@ class TurnStore:
 
     # --- search ---------------------------------------------------------------------------------
     def search(self, query: str, limit: int = 20) -> list[SearchHit]:
-        """Full-text search over window and archive, best match first."""
+        """Full-text search over window and archive, best match first.
+
+        Ranking (bm25) costs about a microsecond per matching turn, so a query matching more
+        than RANK_WINDOW turns (a very common word over a large archive) is ranked among its
+        RANK_WINDOW newest matches: it stays fast, and leans to recent turns when the query
+        cannot tell them apart anyway.
+        """
         match = fts_query(query)
         if not match:
             return []
+        row = self.conn.execute(
+            "SELECT rowid FROM turn_fts WHERE turn_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (match, RANK_WINDOW - 1)).fetchone()
+        oldest = row[0] if row else 0
+        # Rank inside the FTS table first; join the (at most `limit`) winners to their rows after.
         sql = """
-            SELECT f.rowid AS id, snippet(turn_fts, 0, '[', ']', ' … ', 12) AS snip, f.rank AS rank,
-                   COALESCE(t.role, a.role) AS role, COALESCE(t.created_at, a.created_at) AS at,
+            SELECT f.id, f.snip, COALESCE(t.role, a.role) AS role,
+                   COALESCE(t.created_at, a.created_at) AS at,
                    CASE WHEN t.id IS NOT NULL THEN 'window' ELSE 'archive' END AS source
-            FROM turn_fts f
-            LEFT JOIN turns t ON t.id = f.rowid
-            LEFT JOIN archive a ON a.id = f.rowid
-            WHERE turn_fts MATCH ? AND (t.id IS NOT NULL OR a.id IS NOT NULL)
-            ORDER BY f.rank LIMIT ?"""
+            FROM (SELECT rowid AS id, snippet(turn_fts, 0, '[', ']', ' … ', 12) AS snip, rank
+                  FROM turn_fts WHERE turn_fts MATCH ? AND rowid >= ?
+                  ORDER BY rank LIMIT ?) AS f
+            LEFT JOIN turns t ON t.id = f.id
+            LEFT JOIN archive a ON a.id = f.id
+            WHERE t.id IS NOT NULL OR a.id IS NOT NULL
+            ORDER BY f.rank"""
         return [SearchHit(r["source"], r["id"], r["role"], r["at"], r["snip"])
-                for r in self.conn.execute(sql, (match, limit))]
+                for r in self.conn.execute(sql, (match, oldest, limit))]
 
     # --- token estimate calibration ---------------------------------------------------------------
     def _load_estimator(self) -> TokenEstimator:

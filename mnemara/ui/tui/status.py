@@ -1,0 +1,130 @@
+"""The status bar's figures and layout, without Textual (the widget only paints the result).
+
+A status line is a list of segments (each a few styled parts). `arrange` wraps segments onto
+as many lines as the width needs, breaking only between segments, so nothing is cut at 80
+columns: the bar grows to a second line instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ...engine.turn import TurnEngine
+
+SEPARATOR = " │ "
+METER_WIDTH = 10
+WARN_AT, ALERT_AT = 0.60, 0.85  # meter colour changes at these shares of the token budget
+
+
+@dataclass(frozen=True)
+class StatusFigures:
+    turns: int
+    max_turns: int
+    est_tokens: int
+    max_tokens: int
+    last_input: int | None  # real tokens of the last turn (None before the first one)
+    last_output: int | None
+    cache_hit: float | None
+    session_cost: float
+    model: str
+    archived_session: int  # turns moved to the archive since the TUI started
+    busy: bool = False
+
+    @classmethod
+    def from_engine(cls, engine: "TurnEngine", *, busy: bool = False) -> "StatusFigures":
+        from ..commands import window_totals
+        totals = window_totals(engine)
+        stats = engine.stats
+        ran = stats.turns_run > 0 and stats.last_usage.total_input + stats.last_usage.output_tokens > 0
+        usage = stats.last_usage
+        return cls(totals.turns, totals.max_turns, totals.est_tokens, totals.max_tokens,
+                   usage.total_input if ran else None, usage.output_tokens if ran else None,
+                   usage.cache_hit_ratio if ran else None, stats.session_cost_usd,
+                   engine.config.model, stats.archived_this_session, busy)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One item of the bar: (text, style) parts; style is a name the widget maps to colours."""
+
+    parts: tuple[tuple[str, str], ...]
+    key: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(t for t, _ in self.parts)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+def compact(n: int) -> str:
+    """950, 8.2k, 82k, 1.2M: token counts that fit a narrow bar."""
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def level(fraction: float) -> str:
+    return "alert" if fraction >= ALERT_AT else "warn" if fraction >= WARN_AT else "ok"
+
+
+def meter(fraction: float, width: int = METER_WIDTH) -> tuple[str, str]:
+    """(filled, empty) cells of a `width`-cell bar; any use at all shows at least one cell."""
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * width)
+    if fraction > 0 and filled == 0:
+        filled = 1
+    return "█" * filled, "░" * (width - filled)
+
+
+def segments(f: StatusFigures) -> list[Segment]:
+    share = f.est_tokens / f.max_tokens if f.max_tokens else 0.0
+    full, empty = meter(share)
+    out = [
+        Segment((("turns ", "label"), (f"{f.turns}/{f.max_turns}",
+                                       "warn" if f.turns >= f.max_turns else "value")), "turns"),
+        Segment((("ctx ", "label"), (full, f"meter-{level(share)}"), (empty, "meter-empty"),
+                 (f" ~{compact(f.est_tokens)}/{compact(f.max_tokens)} {share:.0%}", "value")),
+                "tokens"),
+    ]
+    if f.last_input is None:
+        out.append(Segment((("last in ", "label"), ("–", "value"), (" out ", "label"), ("–", "value")),
+                           "last"))
+    else:
+        out.append(Segment((("last in ", "label"), (f"{f.last_input:,}", "value"),
+                            (" out ", "label"), (f"{f.last_output:,}", "value")), "last"))
+    hit = "–" if f.cache_hit is None else f"{f.cache_hit:.0%}"
+    out.append(Segment((("cache ", "label"), (hit, "value")), "cache"))
+    out.append(Segment((("cost ", "label"), (f"${f.session_cost:.4f}", "value")), "cost"))
+    out.append(Segment(((f.model, "model"),), "model"))
+    if f.archived_session:
+        n = f.archived_session
+        out.append(Segment(((f"{n} turn{'s' if n != 1 else ''} archived", "warn"),), "archived"))
+    if f.busy:
+        out.append(Segment((("● working", "busy"),), "busy"))
+    return out
+
+
+def arrange(items: list[Segment], width: int, sep: str = SEPARATOR) -> list[list[Segment]]:
+    """Greedy wrap of segments into lines no wider than `width` (a too-wide segment gets a line)."""
+    lines: list[list[Segment]] = []
+    line: list[Segment] = []
+    used = 0
+    for seg in items:
+        need = len(seg) + (len(sep) if line else 0)
+        if line and used + need > width:
+            lines.append(line)
+            line, used = [], 0
+            need = len(seg)
+        line.append(seg)
+        used += need
+    if line:
+        lines.append(line)
+    return lines
