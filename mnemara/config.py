@@ -177,7 +177,7 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("role_doc_path", None, _optional_str,
           "Path to the role doc (Markdown), re-read before every turn and sent as the system prompt. null: no role doc."),
-    Field("model", "claude-sonnet-4-6", _nonempty_str, "Claude model id used for every turn."),
+    Field("model", "claude-sonnet-5-5", _nonempty_str, "Claude model id used for every turn."),
     Field("display_name", "", _str, "Optional label shown in the header instead of the instance name."),
     Field("max_window_turns", 20, _int_range(1, 100_000),
           "Most turns (user and assistant rows) the rolling window holds."),

@@ -40,6 +40,15 @@ def window_blocks(turns: list[Turn]) -> list[dict[str, Any]]:
 
 
 def user_message(blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The single streamed user message that carries the whole window."""
-    return {"type": "user", "message": {"role": "user", "content": blocks},
+    """The single streamed user message that carries the whole window.
+
+    The newest block carries a prompt-cache breakpoint, so this request writes the whole history
+    to the cache and the next request (which repeats it byte for byte) reads it back. The CLI
+    passes it through; with its own breakpoints (two in `system`, one on its environment message)
+    that makes four, the API's maximum.
+    """
+    content = [dict(b) for b in blocks]
+    if content:
+        content[-1]["cache_control"] = {"type": "ephemeral"}
+    return {"type": "user", "message": {"role": "user", "content": content},
             "parent_tool_use_id": None}

@@ -19,7 +19,7 @@ from .render import DEFAULT_RESULT_MAX_CHARS, plain_text, render_turn
 from .tokens import TokenEstimator
 from .window import Budget, RowCost, plan_eviction
 
-RANK_WINDOW = 10_000  # most matches `search` ranks; see its docstring
+RANK_WINDOW = 5_000  # most matches `search` ranks; see its docstring
 SENDABLE = ("pending", "complete", "interrupted")  # failed turns stay visible but are never sent
 _COLUMNS = "id, role, content, rendered, created_at, model, est_tokens, usage, cost_usd, status, pinned"
 

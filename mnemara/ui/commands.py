@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 if TYPE_CHECKING:
     from ..engine.turn import TurnEngine
 
-MODELS = ("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5")
+MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-4-7",
+          "claude-sonnet-4-6", "claude-haiku-4-5")
 
 
 @dataclass

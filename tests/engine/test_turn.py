@@ -110,6 +110,9 @@ async def test_window_is_one_message_with_a_block_per_turn_and_a_stable_prefix(h
     stored = [t.rendered for t in eng.store.window()]
     assert third == stored[:5]
     assert "message 2" in third[-1] and third[-1].startswith('<turn id="5" role="user"')
+    content = h.fake.user_messages()[2]["message"]["content"]
+    assert content[-1]["cache_control"] == {"type": "ephemeral"}  # the history becomes a cache entry
+    assert not any("cache_control" in b for b in content[:-1])
 
 
 async def test_flags_role_doc_tools_and_no_bypass(h: Harness) -> None:

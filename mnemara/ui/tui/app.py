@@ -1,0 +1,349 @@
+"""The Textual chat panel (`mnemara run`).
+
+`MnemaraApp(engine)` is the one app factory, shared by `run_tui` and the tests. The app renders
+the turn engine's events and answers its permission requests; every slash command goes through
+the shared registry in `ui/commands.py`. Each turn runs in a worker, so the input stays live
+while a reply streams: text deltas are buffered and painted on a short timer.
+
+Keys: Enter sends · Ctrl+J inserts a newline (Shift+Enter and Alt+Enter too, in terminals that
+report them: kitty, WezTerm, foot, Ghostty, iTerm2 with CSI u) · Up/Down on the first/last line
+walk the history · Tab completes a slash command · PgUp/PgDn scroll the chat · Ctrl+L clears the
+screen (never the window) · Ctrl+C interrupts a running turn and quits when idle · Ctrl+P opens
+the command palette · Esc closes dialogs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any, AsyncIterator, Iterable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.widget import Widget
+from textual.widgets import Footer
+
+from ...engine.events import (Notice, PermissionRequest, TextDelta, TextDone, Thinking, ToolCall,
+                              ToolResult, TurnFinished)
+from ...engine.turn import TurnEngine
+from ...instance import Instance
+from ..commands import COMMANDS, dispatch, parse
+from .history import InputHistory
+from .screens import ContextScreen, PermissionScreen
+from .status import StatusFigures
+from .widgets import (AssistantText, ChatHeader, ChatLog, CommandOutput, NoticeLine, PromptInput,
+                      SlashSuggestions, StatusBar, ThinkingLine, ToolLine, TurnSummary, UserMessage,
+                      turn_widgets)
+
+FLUSH_SECONDS = 0.066  # streamed text is painted at most ~15 times a second
+SHOWN_AT_START = 40    # window turns drawn at start; /context lists all of them
+BUSY_REFUSED = ("clear", "retry")  # these would pull the window from under a running turn
+KEYS_HELP = ("Keys: Enter sends · Ctrl+J newline (also Shift+Enter / Alt+Enter where the terminal "
+             "reports them) · Up/Down history · Tab completes a /command · PgUp/PgDn scroll · "
+             "Ctrl+L clears the screen (not the window) · Ctrl+C interrupts a turn, quits when "
+             "idle · Ctrl+P command palette · Esc closes dialogs")
+
+
+def run_tui(instance: Instance) -> int:
+    """`mnemara run` on a terminal: the chat panel until the user quits. Returns the exit code."""
+    engine = TurnEngine(instance)
+    try:
+        app = MnemaraApp(engine)
+        app.run()
+        return app.return_code or 0
+    finally:
+        engine.close()
+
+
+class SlashCommands(Provider):
+    """The command palette (Ctrl+P) lists the shared slash commands."""
+
+    async def discover(self) -> Hits:
+        for cmd in COMMANDS.values():
+            yield DiscoveryHit(cmd.usage, partial(self.app.palette_command, cmd.name), help=cmd.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for cmd in COMMANDS.values():
+            score = matcher.match(f"{cmd.usage} {cmd.help}")
+            if score > 0:
+                yield Hit(score, matcher.highlight(cmd.usage), partial(self.app.palette_command, cmd.name),
+                          help=cmd.help)
+
+
+class MnemaraApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mnemara"
+    COMMANDS = App.COMMANDS | {SlashCommands}
+    BINDINGS = [
+        Binding("ctrl+c", "interrupt", "Interrupt", priority=True, key_display="^c"),
+        Binding("ctrl+c", "quit_idle", "Quit", priority=True, key_display="^c"),
+        Binding("ctrl+l", "clear_screen", "Clear screen", key_display="^l"),
+    ]
+
+    def __init__(self, engine: TurnEngine, *, history: InputHistory | None = None,
+                 shown_turns: int = SHOWN_AT_START, warm_sdk: bool = True) -> None:
+        super().__init__()
+        self.engine = engine
+        self.history = history if history is not None else InputHistory.load(
+            engine.instance.prompt_history_path)
+        self.shown_turns = shown_turns
+        self.warm_sdk = warm_sdk
+        self.turn_running = False
+        self._interrupts = 0
+        self._stream: AssistantText | None = None  # the text block being streamed
+        self._pending = ""                         # streamed text not painted yet
+        self._tools: dict[str, ToolLine] = {}      # tool-use id -> its line, this turn
+        self._permissions: list[PermissionScreen] = []
+
+    # --- layout ------------------------------------------------------------------------------
+    def compose(self) -> Iterable[Widget]:
+        yield ChatHeader(id="header")
+        chat = ChatLog(id="chat")
+        yield chat
+        suggestions = SlashSuggestions(id="suggestions")
+        yield suggestions
+        commands = [(c.name, c.usage, c.help) for c in COMMANDS.values()]
+        prompt = PromptInput(self.history, commands, suggestions, id="prompt",
+                             placeholder="Message · /help lists commands")
+        prompt.border_title = "message"
+        prompt.border_subtitle = "⏎ send · ^J newline · ↑↓ history"
+        prompt.scroll_target = chat
+        yield prompt
+        yield StatusBar(id="status")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one(SlashSuggestions).display = False
+        self._flush_timer = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
+        self.refresh_header()
+        self.refresh_status()
+        await self.show_window()
+        self.query_one(PromptInput).focus()
+        if self.warm_sdk:
+            self.set_timer(0.5, self._warm_sdk)
+
+    def _warm_sdk(self) -> None:
+        # Importing the SDK costs ~0.5 s; do it in the background so the first turn does not.
+        self.run_worker(_import_sdk, thread=True, group="warmup", exit_on_error=False)
+
+    async def show_window(self) -> None:
+        """Draw the newest turns of the window: what the model will see next."""
+        store = self.engine.store
+        total = store.count()
+        turns = store.window(self.shown_turns)
+        entries: list[Widget] = []
+        if total > len(turns):
+            entries.append(NoticeLine("info", f"{total - len(turns)} earlier turns of the window are "
+                                              "not drawn here; /context lists every turn"))
+        elif not turns:
+            entries.append(NoticeLine("info", "The window is empty. Type a message; /help lists "
+                                              "commands, Ctrl+P opens the palette."))
+        for turn in turns:
+            entries.extend(turn_widgets(turn))
+        await self.query_one(ChatLog).mount_all(entries)
+
+    def refresh_header(self) -> None:
+        cfg = self.engine.config
+        self.query_one(ChatHeader).show(cfg.display_name or self.engine.instance.name, cfg.model,
+                                        cfg.role_doc_path)
+
+    def refresh_status(self) -> None:
+        self.query_one(StatusBar).figures = StatusFigures.from_engine(self.engine, busy=self.turn_running)
+
+    async def add(self, *entries: Widget) -> None:
+        await self.query_one(ChatLog).mount_all(entries)
+
+    async def add_notice(self, kind: str, text: str) -> None:
+        await self.add(NoticeLine(kind, text))
+
+    # --- input -------------------------------------------------------------------------------
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        prompt = self.query_one(PromptInput)
+        line = message.text.strip("\n")
+        if line.lstrip().startswith("/"):
+            cmd, _, _ = parse(line)
+            if self.turn_running and cmd is not None and cmd.name in BUSY_REFUSED:
+                await self.add_notice("warning", f"/{cmd.name} waits until the turn finishes "
+                                                 "(Ctrl+C interrupts it)")
+                return
+            prompt.take()
+            await self.run_command(line.strip())
+            return
+        if self.turn_running:
+            await self.add_notice("warning", "a turn is running: wait for it or press Ctrl+C to "
+                                             "interrupt; your message stays in the box")
+            return
+        prompt.take()
+        await self.add(UserMessage(line))
+        self.start_turn(self.engine.run(line))
+
+    async def run_command(self, line: str) -> None:
+        cmd, _, _ = parse(line)
+        outcome = await dispatch(self.engine, line)
+        if outcome.quit:
+            self.exit(0)
+            return
+        if cmd is not None and cmd.name == "clear" and outcome.kind == "info":
+            await self.query_one(ChatLog).remove_children()
+        if outcome.view == "context":
+            self.open_context()
+        elif outcome.text and outcome.kind == "info":
+            extra = "\n\n" + KEYS_HELP if cmd is not None and cmd.name == "help" else ""
+            await self.add(CommandOutput(outcome.text + extra))
+        elif outcome.text:
+            await self.add_notice(outcome.kind, outcome.text)
+        if outcome.events is not None:
+            self.start_turn(outcome.events)
+        self.refresh_header()
+        self.refresh_status()
+
+    def open_context(self) -> None:
+        self.push_screen(ContextScreen(self.engine), lambda _: self.refresh_status())
+
+    async def palette_command(self, name: str) -> None:
+        """A command picked in the palette: run it, or put it in the box when it takes arguments."""
+        cmd = COMMANDS[name]
+        if cmd.usage.strip() == f"/{name}":
+            await self.run_command(f"/{name}")
+            return
+        prompt = self.query_one(PromptInput)
+        prompt.load_text(f"/{name} ")
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+
+    # --- a turn ------------------------------------------------------------------------------
+    def start_turn(self, events: AsyncIterator[Any]) -> None:
+        self.turn_running = True
+        self._interrupts = 0
+        self.refresh_bindings()
+        self.refresh_status()
+        self.run_worker(self._consume(events), group="turn", exit_on_error=False)
+
+    async def _consume(self, events: AsyncIterator[Any]) -> None:
+        try:
+            async for event in events:
+                await self.render_event(event)
+        except asyncio.CancelledError:
+            raise  # the app is closing: nothing left to paint
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the panel down; say it, log it
+            self.engine.log.write("tui_turn_error", error=f"{type(exc).__name__}: {exc}")
+            await self.add_notice("error", f"the turn stopped unexpectedly: {type(exc).__name__}: {exc}")
+        await self._end_stream()
+        self._flush_timer.pause()
+        self._withdraw_permissions()
+        self._tools.clear()
+        self.turn_running = False
+        self.refresh_bindings()
+        self.refresh_status()
+
+    async def render_event(self, event: Any) -> None:
+        if isinstance(event, TextDelta):
+            if self._stream is None:
+                self._stream = AssistantText()
+                await self.add(self._stream)
+                self._flush_timer.resume()
+            self._pending += event.text
+        elif isinstance(event, TextDone):
+            stream = self._stream
+            await self._end_stream()
+            if stream is not None and stream.source != event.text:
+                await stream.update(event.text)
+        elif isinstance(event, Thinking):
+            await self._end_stream()
+            await self.add(ThinkingLine(event.text))
+        elif isinstance(event, ToolCall):
+            await self._end_stream()
+            line = ToolLine.from_event(event)
+            self._tools[event.id] = line
+            await self.add(line)
+        elif isinstance(event, ToolResult):
+            line = self._tools.get(event.tool_use_id)
+            if line is None:  # its call line was cleared from the screen (Ctrl+L)
+                line = ToolLine(event.tool_use_id, event.name, {}, event.name)
+                await self.add(line)
+            line.set_result_event(event)
+            self.refresh_status()  # window tools (pin, evict) change the figures
+        elif isinstance(event, Notice):
+            await self._end_stream()
+            await self.add_notice(event.kind, event.text)
+            self.refresh_status()
+        elif isinstance(event, PermissionRequest):
+            await self._end_stream()
+            self.ask_permission(event)
+        elif isinstance(event, TurnFinished):
+            await self._end_stream()
+            if event.status == "failed":
+                await self.add_notice("error", f"{event.error or 'the turn failed'} · /retry resends "
+                                               "your message")
+            else:
+                await self.add(TurnSummary(event))
+            self.refresh_status()
+
+    async def _flush(self) -> None:
+        """Paint the streamed text gathered since the last tick (runs on the flush timer)."""
+        if not self._pending or self._stream is None:
+            return
+        chunk, self._pending = self._pending, ""
+        await self._stream.append(chunk)
+
+    async def _end_stream(self) -> None:
+        await self._flush()
+        self._pending = ""
+        self._stream = None
+
+    # --- permission requests ------------------------------------------------------------------
+    def ask_permission(self, request: PermissionRequest) -> None:
+        screen = PermissionScreen(request)
+        self._permissions.append(screen)
+
+        def answered(choice: str | None) -> None:
+            if screen in self._permissions:
+                self._permissions.remove(screen)
+            request.answer(choice or "n")
+
+        self.push_screen(screen, answered)
+
+    def _withdraw_permissions(self) -> None:
+        """Close prompts the engine no longer waits for (turn over or interrupted): answer n."""
+        for screen in reversed(list(self._permissions)):
+            if screen.is_current:
+                screen.dismiss("n")
+            else:
+                self._permissions.remove(screen)
+                screen.request.answer("n")
+
+    # --- keys ----------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "interrupt":
+            return self.turn_running
+        if action == "quit_idle":
+            return not self.turn_running
+        return True
+
+    async def action_interrupt(self) -> None:
+        """Ctrl+C during a turn: interrupt it; a second Ctrl+C in the same turn quits."""
+        self._interrupts += 1
+        if self._interrupts > 1:
+            self.exit(0)
+            return
+        await self.add_notice("warning", "interrupting… (Ctrl+C again quits)")
+        self._withdraw_permissions()
+        self.run_worker(self.engine.interrupt(), group="interrupt", exit_on_error=False)
+
+    def action_quit_idle(self) -> None:
+        self.exit(0)
+
+    async def action_clear_screen(self) -> None:
+        """Ctrl+L: empty the chat log on screen. The window (what the model sees) is untouched."""
+        await self._end_stream()
+        self._tools.clear()
+        await self.query_one(ChatLog).remove_children()
+        n = self.engine.store.count()
+        await self.add_notice("info", f"screen cleared; the window still holds {n} turn"
+                                      f"{'s' if n != 1 else ''} (/context lists them)")
+
+
+def _import_sdk() -> None:
+    import claude_agent_sdk  # noqa: F401
