@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -26,7 +27,7 @@ from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking,
 from .failures import explain
 from .gate import PermissionGate
 from .permissions import PermissionPolicy
-from .prompt import read_role_doc, user_message, window_blocks
+from .prompt import read_role_doc, user_message
 from .tools import ToolContext
 
 LOW_WATER = 0.75       # when eviction is needed, evict down to 75% of the budget in one chunk
@@ -140,75 +141,90 @@ class TurnEngine:
         started = time.monotonic()
         stderr: deque[str] = deque(maxlen=40)
         state = _TurnState()
-        cfg = self.config
-        role = read_role_doc(cfg.role_doc_path)
+        try:
+            prepared = await self.prepare(text, emit)
+            error = await self._query(prepared, state, emit, stderr)
+            await emit_all(emit, self._drain_tool_notices())
+            finished = self.record(prepared, state, error, stderr, started)
+        finally:
+            self.busy = False
+        if finished.status == "interrupted":
+            await emit(Notice("warning", "interrupted: the partial reply is kept in the window"))
+        await emit(finished)
+
+    async def prepare(self, text: str, emit: Callable[[Any], Any]) -> "_Prepared":
+        """Before the request: role doc, budget, the pending user turn, the rendered window."""
+        role = read_role_doc(self.config.role_doc_path)
         if role.warning:
             await emit(Notice("warning", role.warning))
             self.log.write("role_doc", warning=role.warning)
         self.tools.system_prompt_tokens = self.store.estimator.estimate(role.text)
         await self._enforce_budget(text, emit)
-
         user = self.store.add_turn("user", [{"type": "text", "text": text}], status="pending",
-                                   model=cfg.model)
-        blocks = window_blocks(self.store.sendable())
-        chars_sent = len(role.text) + sum(len(b["text"]) for b in blocks)
-        gate = PermissionGate(self.policy, bash_timeout_seconds=cfg.bash_timeout_seconds,
+                                   model=self.config.model)
+        blocks = [{"type": "text", "text": r} for r in self.store.sendable_renderings()]
+        chars = len(role.text) + sum(len(b["text"]) for b in blocks)
+        return _Prepared(role.text, user.id, user_message(blocks), chars)
+
+    async def _query(self, prepared: "_Prepared", state: "_TurnState",
+                     emit: Callable[[Any], Any], stderr: deque[str]) -> str | None:
+        """The SDK round trip. Returns the failure sentence, or None."""
+        gate = PermissionGate(self.policy, bash_timeout_seconds=self.config.bash_timeout_seconds,
                               log=self.log, emit=emit, unattended=self.unattended)
-        error: str | None = None
         try:
             from claude_agent_sdk import ClaudeSDKClient
-            options = self._options(role.text, gate, stderr)
-            client = ClaudeSDKClient(options)
+            client = ClaudeSDKClient(self._options(prepared.system_prompt, gate, stderr))
             self._client = client
             try:
                 await client.connect()
-                await client.query(_once(user_message(blocks)))
+                await client.query(_once(prepared.message))
                 async for message in client.receive_response():
                     await self._handle(message, state, emit)
-                    for notice in self._drain_tool_notices():
-                        await emit(notice)
+                    await emit_all(emit, self._drain_tool_notices())
             finally:
                 self._client = None
                 await _quietly_disconnect(client)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one explained sentence
-            if not self._interrupted:
-                error = explain(exc=exc, result=state.result, assistant_error=state.assistant_error,
-                                stderr=stderr, max_steps=cfg.max_steps_per_turn)
-                self.log.write("turn_error", error=error, exception=f"{type(exc).__name__}: {exc}",
-                               stderr=list(stderr))
-        for notice in self._drain_tool_notices():
-            await emit(notice)
-
+            if self._interrupted:
+                return None
+            error = explain(exc=exc, result=state.result, assistant_error=state.assistant_error,
+                            stderr=stderr, max_steps=self.config.max_steps_per_turn)
+            self.log.write("turn_error", error=error, exception=f"{type(exc).__name__}: {exc}",
+                           stderr=list(stderr))
+            return error
         result = state.result
-        if error is None and not self._interrupted and (result is None or result.is_error):
-            error = explain(result=result, assistant_error=state.assistant_error, stderr=stderr,
-                            max_steps=cfg.max_steps_per_turn)
-            self.log.write("turn_error", error=error, stderr=list(stderr),
-                           result=getattr(result, "result", None))
+        if self._interrupted or (result is not None and not result.is_error):
+            return None
+        error = explain(result=result, assistant_error=state.assistant_error, stderr=stderr,
+                        max_steps=self.config.max_steps_per_turn)
+        self.log.write("turn_error", error=error, stderr=list(stderr),
+                       result=getattr(result, "result", None))
+        return error
+
+    def record(self, prepared: "_Prepared", state: "_TurnState", error: str | None,
+               stderr: deque[str], started: float) -> TurnFinished:
+        """After the request: store both turns with status and usage; calibrate; tally."""
+        result = state.result
         status = "interrupted" if self._interrupted else ("failed" if error else "complete")
         usage = Usage.from_dict(getattr(result, "usage", None))
         cost = getattr(result, "total_cost_usd", None)
-        self.store.update_turn(user.id, status="failed" if status == "failed" else "complete")
+        self.store.update_turn(prepared.user_id, status="failed" if status == "failed" else "complete")
         assistant_id = None
         if state.blocks:
-            assistant = self.store.add_turn(
-                "assistant", state.blocks, status=status, model=state.model or cfg.model,
-                usage=usage.to_json() if result else None, cost_usd=cost)
-            assistant_id = assistant.id
-        if status != "failed" and state.first_call_input and chars_sent >= CALIBRATE_MIN_CHARS:
-            self.store.calibrate(chars_sent, state.first_call_input)
+            assistant_id = self.store.add_turn(
+                "assistant", state.blocks, status=status, model=state.model or self.config.model,
+                usage=usage.to_json() if result else None, cost_usd=cost).id
+        if status != "failed" and state.first_call_input and prepared.chars >= CALIBRATE_MIN_CHARS:
+            self.store.calibrate(prepared.chars, state.first_call_input)
         if result is not None:
             self.stats.last_usage, self.stats.last_cost_usd = usage, cost
             self.stats.session_cost_usd += cost or 0.0
         self.stats.turns_run += 1
-        if status == "interrupted":
-            await emit(Notice("warning", "interrupted: the partial reply is kept in the window"))
-        self.busy = False
-        await emit(TurnFinished(
-            status=status, user_turn_id=user.id, assistant_turn_id=assistant_id, usage=usage,
-            cost_usd=cost, duration_ms=int((time.monotonic() - started) * 1000),
+        return TurnFinished(
+            status=status, user_turn_id=prepared.user_id, assistant_turn_id=assistant_id,
+            usage=usage, cost_usd=cost, duration_ms=int((time.monotonic() - started) * 1000),
             api_calls=getattr(result, "num_turns", None) or len(state.message_ids),
-            error=error, text=state.final_text()))
+            error=error, text=state.final_text())
 
     async def _enforce_budget(self, text: str, emit: Callable[[Any], Any]) -> None:
         cfg = self.config
@@ -332,6 +348,14 @@ class TurnEngine:
             state.result = message
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    system_prompt: str
+    user_id: int
+    message: dict[str, Any]
+    chars: int  # characters sent (system prompt + window), for calibrating the estimator
+
+
 class _TurnState:
     """What one turn has gathered so far."""
 
@@ -358,6 +382,11 @@ def builtin_tools(config: Config) -> list[str]:
         if policy.tool in BUILTIN_TOOLS and policy.mode != "deny" and policy.tool not in offered:
             offered.append(policy.tool)
     return offered
+
+
+async def emit_all(emit: Callable[[Any], Any], events: list[Any]) -> None:
+    for event in events:
+        await emit(event)
 
 
 async def _once(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from .db import connect
 from .render import DEFAULT_RESULT_MAX_CHARS, plain_text, render_turn
-from .tokens import TokenEstimator
+from .tokens import BLOCK_OVERHEAD_TOKENS, SAFETY_MARGIN, TokenEstimator
 from .window import Budget, RowCost, plan_eviction
 
 RANK_WINDOW = 5_000  # most matches `search` ranks; see its docstring
@@ -151,6 +151,11 @@ class TurnStore:
         rows = self.conn.execute(
             f"SELECT {_COLUMNS} FROM turns WHERE status IN {SENDABLE} ORDER BY id").fetchall()
         return [Turn.from_row(r) for r in rows]
+
+    def sendable_renderings(self) -> list[str]:
+        """Just the rendered blocks of what will be sent, oldest first (no JSON parsing)."""
+        return [r[0] for r in self.conn.execute(
+            f"SELECT rendered FROM turns WHERE status IN {SENDABLE} ORDER BY id")]
 
     def costs(self) -> list[RowCost]:
         """The budget's view of the window: what will be sent, by size and pin."""
@@ -292,15 +297,17 @@ class TurnStore:
         """Learn the chars/token ratio from a real request and re-estimate the window."""
         before = self.estimator.chars_per_token
         ratio = self.estimator.calibrate(chars, real_tokens)
-        if ratio == before:
-            return ratio
+        if abs(ratio - before) < before * 0.002:
+            return ratio  # too small a change to re-estimate every row for
         with self._write():
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('estimator', ?)",
                 (json.dumps({"chars_per_token": ratio, "samples": self.estimator.samples}),))
-            rows = self.conn.execute("SELECT id, length(rendered) FROM turns").fetchall()
-            self.conn.executemany("UPDATE turns SET est_tokens = ? WHERE id = ?",
-                                  [(self.estimator.estimate_chars(n), i) for i, n in rows])
+            # One statement, same arithmetic as TokenEstimator.estimate_chars (ceil done by hand).
+            self.conn.execute(
+                "UPDATE turns SET est_tokens = (WITH x(v) AS (SELECT length(rendered) * 1.0 / ? * ?)"
+                " SELECT CAST(v AS INTEGER) + (v > CAST(v AS INTEGER)) + ? FROM x)",
+                (ratio, SAFETY_MARGIN, BLOCK_OVERHEAD_TOKENS))
         return ratio
 
     def iter_archive(self) -> Iterator[Turn]:
