@@ -185,3 +185,26 @@ async def test_api_auth_failure_is_one_clear_sentence_and_not_resent(setup, api)
     assert done.status == "complete"
     assert not any("secret question" in b for b in our_blocks(api.requests[-1]))
     assert not [e for e in events if isinstance(e, Notice) and "Check stderr" in e.text]
+
+
+async def test_stdio_mcp_server_is_wired_through_and_follows_the_policy(setup, api, tmp_path) -> None:
+    import sys
+    inst, make, _ = setup
+    marker = tmp_path / "echo_calls.txt"
+    server = Path(__file__).parents[1] / "fakes" / "echo_mcp_server.py"
+    policies = [p.to_json() for p in (ToolPolicy("mcp__mnemara__*", "allow"), ToolPolicy("mcp__echo__*", "ask"))]
+    engine = make(allowed_tools=policies,
+                  mcp_servers=[{"name": "echo", "command": sys.executable, "args": [str(server)],
+                                "env": {"ECHO_MARKER": str(marker)}}])
+    api.enqueue([{"type": "tool_use", "name": "mcp__echo__shout", "input": {"text": "first"}}])
+    api.enqueue([{"type": "text", "text": "Denied."}])
+    events = await run(engine, "shout first", answers="n")
+    assert "mcp__echo__shout" in offered_tool_names(api.requests[0])
+    assert [e.tool for e in events if isinstance(e, PermissionRequest)] == ["mcp__echo__shout"]
+    assert not marker.exists()  # n: the server's tool never ran
+    api.enqueue([{"type": "tool_use", "name": "mcp__echo__shout", "input": {"text": "second"}}])
+    api.enqueue([{"type": "text", "text": "Shouted."}])
+    events = await run(engine, "shout second", answers="y")
+    assert marker.read_text() == "second\n"
+    [result] = [e for e in events if isinstance(e, ToolResult)]
+    assert result.text == "SECOND" and not result.is_error
