@@ -188,15 +188,16 @@ class TurnEngine:
             if self._interrupted:
                 return None
             error = explain(exc=exc, result=state.result, assistant_error=state.assistant_error,
-                            stderr=stderr, max_steps=self.config.max_steps_per_turn)
+                            stderr=[*stderr, state.cli_error_text],
+                            max_steps=self.config.max_steps_per_turn)
             self.log.write("turn_error", error=error, exception=f"{type(exc).__name__}: {exc}",
                            stderr=list(stderr))
             return error
         result = state.result
         if self._interrupted or (result is not None and not result.is_error):
             return None
-        error = explain(result=result, assistant_error=state.assistant_error, stderr=stderr,
-                        max_steps=self.config.max_steps_per_turn)
+        error = explain(result=result, assistant_error=state.assistant_error,
+                        stderr=[*stderr, state.cli_error_text], max_steps=self.config.max_steps_per_turn)
         self.log.write("turn_error", error=error, stderr=list(stderr),
                        result=getattr(result, "result", None))
         return error
@@ -302,9 +303,13 @@ class TurnEngine:
         elif isinstance(message, AssistantMessage):
             if message.parent_tool_use_id:
                 return
+            if message.error or message.model == "<synthetic>":
+                # The CLI's own report of a failed API call ("Invalid API key", "Not logged in"):
+                # the reason for the failure, not a reply from the model.
+                state.assistant_error = message.error or state.assistant_error
+                state.cli_error_text = " ".join(b.text for b in message.content if isinstance(b, TextBlock))
+                return
             state.model = message.model or state.model
-            if message.error:
-                state.assistant_error = message.error
             if message.message_id and message.message_id not in state.message_ids:
                 state.message_ids.append(message.message_id)
                 if state.first_call_input is None and message.usage:
@@ -335,6 +340,15 @@ class TurnEngine:
                                          "content": block.content, "is_error": bool(block.is_error)})
                     await emit(ToolResult(block.tool_use_id, state.tool_names.get(block.tool_use_id, "?"),
                                           result_text(block.content), bool(block.is_error)))
+        elif isinstance(message, SystemMessage) and message.subtype == "api_retry":
+            data = message.data or {}
+            status = data.get("error_status")
+            why = f"HTTP {status}" if status else str(data.get("error") or "connection error")
+            delay = (data.get("retry_delay_ms") or 0) / 1000
+            self.log.write("api_retry", **{k: data.get(k) for k in ("attempt", "max_retries", "error", "error_status")})
+            await emit(Notice("warning", f"the API call failed ({why}); retrying in {delay:.1f} s "
+                                         f"(attempt {data.get('attempt')} of {data.get('max_retries')}); "
+                                         "Ctrl+C stops", {"retry": data}))
         elif isinstance(message, SystemMessage) and message.subtype == "init":
             data = message.data or {}
             self.log.write("session_init", tools=data.get("tools"), model=data.get("model"),
@@ -367,6 +381,7 @@ class _TurnState:
         self.model: str | None = None
         self.result: Any = None
         self.assistant_error: str | None = None
+        self.cli_error_text = ""
         self.first_call_input: int | None = None
 
     def final_text(self) -> str:

@@ -243,6 +243,9 @@ async def test_failed_turn_is_marked_and_never_resent_then_retry_resends(h: Harn
     assert done.status == "failed"
     assert done.error.startswith("no Anthropic credentials") and "ANTHROPIC_API_KEY" in done.error
     assert eng.store.get(done.user_turn_id).status == "failed"
+    # the CLI's own "Invalid API key" message is the reason, not a reply from the model
+    assert not [e for e in events if isinstance(e, (TextDelta, TextDone))]
+    assert done.assistant_turn_id is None and eng.store.count() == 1
     await run(eng, "second question")
     assert not any("first question" in b for b in h.sent_blocks())
     assert eng.last_failed() is None  # the newest user turn succeeded
@@ -358,3 +361,15 @@ async def test_model_tools_notices_reach_the_front_end(h: Harness) -> None:
 def test_config_for_engine_defaults_offer_only_four_builtins() -> None:
     from mnemara.engine.turn import builtin_tools
     assert builtin_tools(Config.defaults()) == ["Bash", "Read", "Write", "Edit"]
+
+
+async def test_api_retries_are_visible_notices(h: Harness) -> None:
+    eng = h.engine([[{"api_retry": {"attempt": 1, "max_retries": 10, "retry_delay_ms": 1500,
+                                    "error_status": 529}},
+                     {"text": "made it"}]])
+    events = await run(eng, "hi")
+    [notice] = [e for e in events if isinstance(e, Notice)]
+    assert notice.kind == "warning"
+    assert notice.text == ("the API call failed (HTTP 529); retrying in 1.5 s (attempt 1 of 10); "
+                           "Ctrl+C stops")
+    assert finished(events).status == "complete"
