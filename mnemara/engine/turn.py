@@ -343,7 +343,9 @@ class TurnEngine:
         elif isinstance(message, SystemMessage) and message.subtype == "api_retry":
             data = message.data or {}
             status = data.get("error_status")
-            why = f"HTTP {status}" if status else str(data.get("error") or "connection error")
+            error = data.get("error")
+            why = f"HTTP {status}" if status else (
+                "no response: network or proxy problem?" if error in (None, "unknown") else str(error))
             delay = (data.get("retry_delay_ms") or 0) / 1000
             self.log.write("api_retry", **{k: data.get(k) for k in ("attempt", "max_retries", "error", "error_status")})
             await emit(Notice("warning", f"the API call failed ({why}); retrying in {delay:.1f} s "

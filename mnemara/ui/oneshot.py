@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 
 from ..engine.events import PermissionRequest, TextDelta, TextDone, TurnFinished, event_json
 from ..engine.turn import TurnEngine
@@ -20,6 +21,9 @@ async def _ask(instance: Instance, message: str, *, as_json: bool, yes: bool) ->
     engine = TurnEngine(instance, unattended="allow" if yes else "deny")
     renderer = PlainRenderer()
     finished: TurnFinished | None = None
+    loop = asyncio.get_running_loop()
+    # Ctrl+C stops the turn cleanly (the partial reply is kept) instead of killing the process.
+    loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(engine.interrupt()))
     try:
         async for event in engine.run(message):
             if isinstance(event, TurnFinished):
@@ -31,5 +35,8 @@ async def _ask(instance: Instance, message: str, *, as_json: bool, yes: bool) ->
             elif not isinstance(event, PermissionRequest):
                 renderer.render(event)
     finally:
+        loop.remove_signal_handler(signal.SIGINT)
         engine.close()
+    if finished is not None and finished.status == "interrupted":
+        return 130
     return 0 if finished is not None and finished.status == "complete" else 1

@@ -102,3 +102,20 @@ def test_show_prompt_prints_exactly_what_the_next_turn_sends(env: dict[str, str]
     assert shown["blocks"] == sent[:-1]  # exactly the blocks sent, before the new message
     text = mnemara(e, "show", "-i", "a", "--prompt").stdout
     assert "You are precise." in text and '<turn id="1" role="user"' in text
+
+
+def test_ctrl_c_stops_ask_cleanly_and_keeps_the_partial_reply(env: dict[str, str], tmp_path: Path) -> None:
+    import signal
+    import time
+    mnemara(env, "init", "-i", "a")
+    e = with_script(env, tmp_path, [[{"text": "partial", "chunks": 1}, {"sleep": 30}]])
+    proc = subprocess.Popen([sys.executable, "-m", "mnemara", "ask", "-i", "a", "long"], env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.read(len("partial")) == "partial"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    show = json.loads(mnemara(env, "show", "-i", "a", "--json").stdout)
+    assert show["turns"][-1]["status"] == "interrupted"
