@@ -32,15 +32,27 @@ def instance_option(fn: Callable) -> Callable:
 
 
 def _existing(name: str) -> Instance:
-    return Instance.named(name).require()
+    """The instance, which must exist and have a valid config (checked before anything is written)."""
+    inst = Instance.named(name).require()
+    inst.load_config()
+    return inst
 
 
 def _ensure(name: str) -> Instance:
     """The instance, created with defaults (and said so on stderr) when it does not exist yet."""
+    from .errors import InstanceError
     inst = Instance.named(name)
-    if not inst.exists():
+    if inst.exists():
+        inst.load_config()
+        return inst
+    try:
         inst.create()
-        click.echo(f"mnemara: created instance {name!r} at {inst.root} with default config", err=True)
+    except InstanceError:
+        if not inst.exists():  # not a lost race with another process creating it: a real error
+            raise
+        inst.load_config()
+        return inst
+    click.echo(f"mnemara: created instance {name!r} at {inst.root} with default config", err=True)
     return inst
 
 
@@ -116,6 +128,9 @@ def list_cmd(as_json: bool) -> None:
     for r in rows:
         if "model" not in r:
             click.echo(f"{r['name']:<20} (broken config: {r['error']})")
+            continue
+        if "error" in r:
+            click.echo(f"{r['name']:<20} (unreadable store: {r['error']})")
             continue
         window = f"{r['window_turns']}/{r['max_window_turns']}"
         click.echo(f"{r['name']:<20} {r['model']:<20} {window:>8} {r.get('last_activity') or '-':<21} "
@@ -242,7 +257,10 @@ def clear(instance_name: str, purge: bool, yes: bool) -> None:
 @click.option("--force", is_flag=True, help="Required: confirms deleting the whole instance directory.")
 def delete(instance_name: str, force: bool) -> None:
     """Delete an instance directory and everything in it."""
-    inst = _existing(instance_name)
+    inst = Instance.named(instance_name)
+    if not inst.root.is_dir():
+        inst.require()
+    # No config check: `delete --force` is how a user removes a broken instance.
     if not force:
         raise MnemaraError(f"this deletes {inst.root} and everything in it (window, archive, memory); "
                            "add --force to confirm")

@@ -86,11 +86,12 @@ def turn_json(turn: Turn) -> dict[str, Any]:
 
 
 def format_hit(hit: SearchHit | Any) -> str:
+    # Two spaces after `where` always: a note's "memory  2026-04-27.md:12" is wider than the pad.
     if isinstance(hit, SearchHit):
         where = f"{hit.source:<8}#{hit.turn_id}"
-        return f"{where:<16}{hit.created_at}  {ROLE_LABEL.get(hit.role, hit.role):<10}{_one_line(hit.snippet)}"
+        return f"{where:<24}  {hit.created_at}  {ROLE_LABEL.get(hit.role, hit.role):<10}{_one_line(hit.snippet)}"
     where = f"memory  {hit.path.name}:{hit.line}"
-    return f"{where:<16}{hit.at}  {hit.category:<10}{_one_line(hit.body, 80)}"
+    return f"{where:<24}  {hit.at}  {hit.category:<10}{_one_line(hit.body, 80)}"
 
 
 def hit_json(hit: SearchHit | Any) -> dict[str, Any]:

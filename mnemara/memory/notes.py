@@ -57,7 +57,8 @@ def format_note(text: str, category: str = "note", payload: dict[str, Any] | Non
                     value = ", ".join(str(v) for v in value)
                 lines.append(f"- **{key}**: {value}")
     # A line in the body that looks like a note header would split the note on reading.
-    body = "\n".join(lines[:1] + [re.sub(r"^## \[", r"\\## [", ln) for ln in lines[1:]])
+    # re.M: the text is one multi-line entry of `lines`, and every line of it needs the escape.
+    body = "\n".join(lines[:1] + [re.sub(r"^## \[", r"\\## [", ln, flags=re.M) for ln in lines[1:]])
     return body + "\n\n"
 
 

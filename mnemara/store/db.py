@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from ..errors import StoreError
@@ -56,16 +57,15 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         if readonly:
             # A normal connection with query_only leaves no -wal/-shm behind once closed.
             conn.execute("PRAGMA query_only = 1")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        else:
-            # Checked before the WAL switch, which would already rewrite someone else's file.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if version or not tables:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                version = _migrate(conn)
+        # One statement, one snapshot: another process may be migrating this file right now.
+        version, tables = conn.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version),"
+            " (SELECT count(*) FROM sqlite_master)").fetchone()
+        # Checked before the WAL switch, which would already rewrite someone else's file.
+        if not readonly and (version or not tables):
+            _enable_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            version = _migrate(conn)
         if version == 0:
             raise StoreError(f"{path}: not a mnemara turn store ("
                              + ("another program's SQLite database" if tables else "empty")
@@ -84,6 +84,22 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         _close(conn)  # now, not at interpreter exit: a failed open leaves no -wal/-shm behind
         raise
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
+    """Switch to WAL, retrying while busy: when two processes create the store at once, SQLite
+    fails one journal-mode change with SQLITE_BUSY at once instead of running the busy handler."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def _close(conn: sqlite3.Connection | None) -> None:

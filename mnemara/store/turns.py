@@ -104,22 +104,25 @@ class TurnStore:
                  _json_or_none(usage), cost_usd, status))
             turn_id = cur.lastrowid
             self._set_rendering(turn_id, role, created_at, blocks, status)
-        return self.get(turn_id)
+            # Read back under the write lock: another process may evict it right after commit.
+            return self.get(turn_id)
 
     def update_turn(self, turn_id: int, *, blocks: list[dict[str, Any]] | None = None,
                     status: str | None = None, usage: dict[str, Any] | None = None,
                     cost_usd: float | None = None, model: str | None = None) -> Turn:
-        current = self.get(turn_id)
-        blocks = current.blocks if blocks is None else blocks
-        status = status or current.status
         with self._write():
+            # Read inside the transaction, so the row cannot be evicted between read and write
+            # (that would leave its archived copy and its search text disagreeing).
+            current = self.get(turn_id)
+            blocks = current.blocks if blocks is None else blocks
+            status = status or current.status
             self.conn.execute(
                 "UPDATE turns SET content = ?, status = ?, usage = COALESCE(?, usage),"
                 " cost_usd = COALESCE(?, cost_usd), model = COALESCE(?, model) WHERE id = ?",
                 (json.dumps(blocks, ensure_ascii=False), status, _json_or_none(usage), cost_usd,
                  model, turn_id))
             self._set_rendering(turn_id, current.role, current.created_at, blocks, status)
-        return self.get(turn_id)
+            return self.get(turn_id)
 
     def _set_rendering(self, turn_id: int, role: str, created_at: str,
                        blocks: list[dict[str, Any]], status: str) -> None:
@@ -172,8 +175,8 @@ class TurnStore:
 
     def set_pinned(self, turn_ids: list[int], pinned: bool = True) -> list[int]:
         """Pin or unpin window rows; returns the ids that were in the window."""
-        found = self._existing(turn_ids)
         with self._write():
+            found = self._existing(turn_ids)
             self.conn.executemany("UPDATE turns SET pinned = ? WHERE id = ?",
                                   [(int(pinned), i) for i in found])
         return found
@@ -188,24 +191,28 @@ class TurnStore:
     # --- budget and eviction --------------------------------------------------------------------
     def apply_budget(self, budget: Budget, *, incoming_turns: int = 0, incoming_tokens: int = 0,
                      low_water: float = 1.0, reason: str = "budget") -> Eviction | None:
-        """Evict what the budget requires (see `plan_eviction`); None when nothing moved."""
-        ids = plan_eviction(self.costs(), budget, incoming_turns=incoming_turns,
-                            incoming_tokens=incoming_tokens, low_water=low_water)
-        if not ids:
-            return None
-        # Failed rows older than the chunk go with it: they are never sent, so keep them no longer.
-        stale = [r[0] for r in self.conn.execute(
-            "SELECT id FROM turns WHERE status = 'failed' AND id < ?", (max(ids),))]
-        return self.evict(sorted(set(ids) | set(stale)), reason)
+        """Evict what the budget requires (see `plan_eviction`); None when nothing moved.
+
+        Plan and move are one transaction, so two processes sharing an instance never plan on a
+        window the other has just changed."""
+        with self._write():
+            ids = plan_eviction(self.costs(), budget, incoming_turns=incoming_turns,
+                                incoming_tokens=incoming_tokens, low_water=low_water)
+            if not ids:
+                return None
+            # Failed rows older than the chunk go with it: they are never sent, so keep them no longer.
+            stale = [r[0] for r in self.conn.execute(
+                "SELECT id FROM turns WHERE status = 'failed' AND id < ?", (max(ids),))]
+            return self.evict(sorted(set(ids) | set(stale)), reason)
 
     def evict(self, turn_ids: list[int], reason: str) -> Eviction | None:
         """Move rows from the window to the archive in one transaction."""
-        found = self._existing(turn_ids)
-        if not found:
-            return None
-        marks = ",".join("?" * len(found))
-        now = utc_now()
         with self._write():
+            found = self._existing(turn_ids)  # under the lock: report only what this call moved
+            if not found:
+                return None
+            marks = ",".join("?" * len(found))
+            now = utc_now()
             tokens = self.conn.execute(
                 f"SELECT COALESCE(SUM(est_tokens), 0) FROM turns WHERE id IN ({marks})", found
             ).fetchone()[0]
