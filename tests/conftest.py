@@ -119,3 +119,18 @@ def _snapshot_tree(root: Path) -> dict[str, bytes | None]:
 @pytest.fixture
 def snapshot_tree() -> Callable[[Path], dict[str, bytes | None]]:
     return _snapshot_tree
+
+
+@pytest.fixture
+def fake_cli_env(tmp_path: Path) -> dict[str, str]:
+    """Env for running `python -m mnemara` in a subprocess against the scripted fake CLI.
+
+    HOME and MNEMARA_HOME are fresh temp dirs; no other MNEMARA_* variable leaks in. Add a
+    script's env from `tests.fakes.fake_cli.fake_cli(...)` on top.
+    """
+    from tests.fakes.fake_cli import FAKE_CLI_PATH
+    home = tmp_path / "home"
+    home.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MNEMARA_")}
+    return {**base, "HOME": str(home), "MNEMARA_HOME": str(home / ".mnemara"),
+            "MNEMARA_CLI_PATH": FAKE_CLI_PATH}

@@ -15,6 +15,7 @@ from mnemara.config import ToolPolicy
 from mnemara.engine.events import Notice, PermissionRequest, ToolResult, TurnFinished
 from mnemara.engine.turn import TurnEngine
 from mnemara.instance import Instance
+from tests.fakes.drive import run_turn as run
 from tests.fakes.fake_api import FakeMessagesAPI, offered_tool_names, real_cli_env, system_text
 
 pytestmark = pytest.mark.e2e
@@ -58,13 +59,6 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: FakeMessagesAPI)
         engine.close()
 
 
-async def run(engine: TurnEngine, text: str, answers: str = "") -> list[Any]:
-    events, pending = [], list(answers)
-    async for event in engine.run(text):
-        events.append(event)
-        if isinstance(event, PermissionRequest):
-            event.answer(pending.pop(0))
-    return events
 
 
 def our_blocks(body: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ from mnemara.engine.events import (Notice, PermissionRequest, TextDelta, TextDon
                                    ToolResult, TurnFinished)
 from mnemara.engine.turn import TurnEngine
 from mnemara.instance import Instance
+from tests.fakes.drive import run_turn as run
 from tests.fakes.fake_cli import fake_cli
 
 
@@ -62,14 +63,6 @@ def h(home: Path, tmp_path: Path):
         eng.close()
 
 
-async def run(engine: TurnEngine, text: str, answers: str = "") -> list[Any]:
-    """Run a turn, answering permission requests with `answers` in order."""
-    events, pending = [], list(answers)
-    async for event in engine.run(text):
-        events.append(event)
-        if isinstance(event, PermissionRequest):
-            event.answer(pending.pop(0))
-    return events
 
 
 def finished(events: list[Any]) -> TurnFinished:

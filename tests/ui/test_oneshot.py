@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.fake_cli import FAKE_CLI_PATH, fake_cli
+from tests.fakes.fake_cli import fake_cli
+
+
+ENV_EXTRA: dict[str, str] = {}
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MNEMARA_")}
-    return {**base, "HOME": str(home), "MNEMARA_HOME": str(home / ".mnemara"),
-            "MNEMARA_CLI_PATH": FAKE_CLI_PATH}
+def env(fake_cli_env: dict[str, str]) -> dict[str, str]:
+    return fake_cli_env | ENV_EXTRA
 
 
 def mnemara(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:

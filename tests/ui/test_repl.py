@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +14,12 @@ import pytest
 from tests.fakes.fake_cli import fake_cli
 
 
+ENV_EXTRA: dict[str, str] = {"TERM": "xterm", "NO_COLOR": "1"}
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MNEMARA_")}
-    return {**base, "HOME": str(home), "MNEMARA_HOME": str(home / ".mnemara"),
-            "MNEMARA_CLI_PATH": str(Path(__file__).parents[1] / "fakes" / "fake_cli.py"),
-            "TERM": "xterm", "NO_COLOR": "1"}
+def env(fake_cli_env: dict[str, str]) -> dict[str, str]:
+    return fake_cli_env | ENV_EXTRA
 
 
 def script(env: dict[str, str], tmp_path: Path, turns: list[list[dict[str, Any]]]) -> dict[str, str]:
