@@ -366,3 +366,20 @@ async def test_api_retries_are_visible_notices(h: Harness) -> None:
     assert notice.text == ("the API call failed (HTTP 529); retrying in 1.5 s (attempt 1 of 10); "
                            "Ctrl+C stops")
     assert finished(events).status == "complete"
+
+
+async def test_real_usage_calibrates_the_estimate(h: Harness) -> None:
+    eng = h.engine([[{"text": "ok"}]])
+    for i in range(6):
+        eng.store.add_turn("user", [{"type": "text", "text": f"{i} " + "word " * 1200}])
+    before_ratio, before_tokens = eng.store.estimator.chars_per_token, eng.store.window_tokens()
+    await run(eng, "go on")
+    sent_chars = sum(len(b) for b in h.sent_blocks())
+    assert sent_chars >= 20_000
+    # the fake CLI reports ~140 input tokens for the first API call: far fewer than estimated, so
+    # the ratio moves up (bounded by the clamp and the moving average) and every row is re-estimated
+    assert eng.store.estimator.chars_per_token > before_ratio
+    assert eng.store.window_tokens() < before_tokens
+    from mnemara.store import TurnStore
+    with TurnStore(h.instance.turns_path) as again:  # persisted for the next session
+        assert again.estimator.chars_per_token == eng.store.estimator.chars_per_token
