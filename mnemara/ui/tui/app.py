@@ -15,34 +15,46 @@ the command palette · Esc closes dialogs.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import threading
 from functools import partial
 from typing import Any, AsyncIterator, Iterable
 
+from rich.console import Group
+from rich.table import Table
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Footer
 
 from ...engine.events import (Notice, PermissionRequest, TextDelta, TextDone, Thinking, ToolCall,
-                              ToolResult, TurnFinished)
+                              ToolResult, TurnFinished, Usage)
 from ...engine.turn import TurnEngine
 from ...instance import Instance
+from ...store.turns import Turn
 from ..commands import COMMANDS, dispatch, parse
+from .chat import (AssistantText, ChatLog, CommandOutput, NoticeLine, ThinkingLine, ToolLine,
+                   TurnSummary, UserMessage, turn_widgets)
 from .history import InputHistory
 from .screens import ContextScreen, PermissionScreen
 from .status import StatusFigures
-from .widgets import (AssistantText, ChatHeader, ChatLog, CommandOutput, NoticeLine, PromptInput,
-                      SlashSuggestions, StatusBar, ThinkingLine, ToolLine, TurnSummary, UserMessage,
-                      turn_widgets)
+from .widgets import ChatHeader, PromptInput, SlashSuggestions, StatusBar
 
 FLUSH_SECONDS = 0.066  # streamed text is painted at most ~15 times a second
 SHOWN_AT_START = 40    # window turns drawn at start; /context lists all of them
-BUSY_REFUSED = ("clear", "retry")  # these would pull the window from under a running turn
-KEYS_HELP = ("Keys: Enter sends · Ctrl+J newline (also Shift+Enter / Alt+Enter where the terminal "
-             "reports them) · Up/Down history · Tab completes a /command · PgUp/PgDn scroll · "
-             "Ctrl+L clears the screen (not the window) · Ctrl+C interrupts a turn, quits when "
-             "idle · Ctrl+P command palette · Esc closes dialogs")
+EXIT_GRACE_SECONDS = 5.0  # longest wait, after the screen closes, for a running turn's cleanup
+KEYS = (("Enter", "send the message"),
+        ("Ctrl+J", "new line (also Shift+Enter / Alt+Enter where the terminal reports them)"),
+        ("Up / Down", "previous / next message (on the first / last line)"),
+        ("Tab", "complete a /command"),
+        ("PgUp / PgDn", "scroll the chat"),
+        ("Ctrl+L", "clear the screen (the window is kept)"),
+        ("Ctrl+C", "interrupt a running turn; quit when idle"),
+        ("Ctrl+P", "command palette"),
+        ("Esc", "close a dialog; back to the input"))
 
 
 def run_tui(instance: Instance) -> int:
@@ -66,10 +78,11 @@ class SlashCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for cmd in COMMANDS.values():
-            score = matcher.match(f"{cmd.usage} {cmd.help}")
+            # the command itself first; its help text only as a weaker match
+            score = matcher.match(cmd.usage) or matcher.match(cmd.help) * 0.5
             if score > 0:
-                yield Hit(score, matcher.highlight(cmd.usage), partial(self.app.palette_command, cmd.name),
-                          help=cmd.help)
+                yield Hit(score, _highlight(matcher, cmd.usage),
+                          partial(self.app.palette_command, cmd.name), help=cmd.help)
 
 
 class MnemaraApp(App[int]):
@@ -80,22 +93,26 @@ class MnemaraApp(App[int]):
         Binding("ctrl+c", "interrupt", "Interrupt", priority=True, key_display="^c"),
         Binding("ctrl+c", "quit_idle", "Quit", priority=True, key_display="^c"),
         Binding("ctrl+l", "clear_screen", "Clear screen", key_display="^l"),
+        Binding("escape", "focus_prompt", "Back to input", show=False),
     ]
 
     def __init__(self, engine: TurnEngine, *, history: InputHistory | None = None,
-                 shown_turns: int = SHOWN_AT_START, warm_sdk: bool = True) -> None:
+                 shown_turns: int = SHOWN_AT_START, owns_process: bool = True) -> None:
         super().__init__()
         self.engine = engine
         self.history = history if history is not None else InputHistory.load(
             engine.instance.prompt_history_path)
         self.shown_turns = shown_turns
-        self.warm_sdk = warm_sdk
+        # True for `mnemara run`, where the app is the whole process: it may then tune the
+        # garbage collector, import the SDK in the background and bound its own exit.
+        self.owns_process = owns_process
         self.turn_running = False
         self._interrupts = 0
         self._stream: AssistantText | None = None  # the text block being streamed
         self._pending = ""                         # streamed text not painted yet
         self._tools: dict[str, ToolLine] = {}      # tool-use id -> its line, this turn
         self._permissions: list[PermissionScreen] = []
+        self._earlier_usage: Usage | None = None  # the newest stored turn's, until a turn runs
 
     # --- layout ------------------------------------------------------------------------------
     def compose(self) -> Iterable[Widget]:
@@ -115,42 +132,62 @@ class MnemaraApp(App[int]):
         yield Footer()
 
     async def on_mount(self) -> None:
+        self.window_drawn = asyncio.Event()
         self.query_one(SlashSuggestions).display = False
         self._flush_timer = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
         self.refresh_header()
         self.refresh_status()
-        await self.show_window()
         self.query_one(PromptInput).focus()
-        if self.warm_sdk:
-            self.set_timer(0.5, self._warm_sdk)
+        earlier = await self.show_window()
+        # The first frame needs only the turns that fill the screen; the older ones (scrolled
+        # out of sight anyway) are drawn right after it.
+        self.call_after_refresh(self._draw_earlier, earlier)
 
-    def _warm_sdk(self) -> None:
-        # Importing the SDK costs ~0.5 s; do it in the background so the first turn does not.
+    async def _draw_earlier(self, earlier: list[Any]) -> None:
+        chat = self.query_one(ChatLog)
+        entries = [w for item in earlier
+                   for w in (turn_widgets(item) if isinstance(item, Turn) else [item])]
+        if entries:
+            await chat.mount_all(entries, before=chat.children[0] if chat.children else None)
+        self.window_drawn.set()
+        if self.owns_process:
+            gc.freeze()
+            self.set_timer(0.5, self._warm_up)
+
+    def _warm_up(self) -> None:
         self.run_worker(_import_sdk, thread=True, group="warmup", exit_on_error=False)
 
-    async def show_window(self) -> None:
-        """Draw the newest turns of the window: what the model will see next."""
+    async def show_window(self) -> list[Any]:
+        """Draw the newest turns of the window (what the model will see next), as many as fill
+        the screen; return the older ones (turns, or a notice), to be drawn after the first frame."""
         store = self.engine.store
         total = store.count()
         turns = store.window(self.shown_turns)
-        entries: list[Widget] = []
+        earlier: list[Any] = []
         if total > len(turns):
-            entries.append(NoticeLine("info", f"{total - len(turns)} earlier turns of the window are "
+            earlier.append(NoticeLine("info", f"{total - len(turns)} earlier turns of the window are "
                                               "not drawn here; /context lists every turn"))
         elif not turns:
-            entries.append(NoticeLine("info", "The window is empty. Type a message; /help lists "
+            earlier.append(NoticeLine("info", "The window is empty. Type a message; /help lists "
                                               "commands, Ctrl+P opens the palette."))
-        for turn in turns:
-            entries.extend(turn_widgets(turn))
-        await self.query_one(ChatLog).mount_all(entries)
+        for turn in reversed(turns):
+            if turn.role == "assistant" and turn.usage:
+                self._earlier_usage = Usage.from_dict(turn.usage)
+                self.refresh_status()
+                break
+        first = screenful(turns, self.size.width or 80, self.size.height or 24)
+        earlier.extend(turns[:first])
+        await self.query_one(ChatLog).mount_all([w for t in turns[first:] for w in turn_widgets(t)])
+        return earlier
 
     def refresh_header(self) -> None:
         cfg = self.engine.config
-        self.query_one(ChatHeader).show(cfg.display_name or self.engine.instance.name, cfg.model,
-                                        cfg.role_doc_path)
+        self.query_one(ChatHeader).show(self.engine.instance.name, cfg.model, cfg.role_doc_path,
+                                        cfg.display_name)
 
     def refresh_status(self) -> None:
-        self.query_one(StatusBar).figures = StatusFigures.from_engine(self.engine, busy=self.turn_running)
+        self.query_one(StatusBar).figures = StatusFigures.from_engine(
+            self.engine, busy=self.turn_running, earlier=self._earlier_usage)
 
     async def add(self, *entries: Widget) -> None:
         await self.query_one(ChatLog).mount_all(entries)
@@ -164,7 +201,7 @@ class MnemaraApp(App[int]):
         line = message.text.strip("\n")
         if line.lstrip().startswith("/"):
             cmd, _, _ = parse(line)
-            if self.turn_running and cmd is not None and cmd.name in BUSY_REFUSED:
+            if self.turn_running and cmd is not None and not cmd.while_busy:
                 await self.add_notice("warning", f"/{cmd.name} waits until the turn finishes "
                                                  "(Ctrl+C interrupts it)")
                 return
@@ -190,8 +227,10 @@ class MnemaraApp(App[int]):
         if outcome.view == "context":
             self.open_context()
         elif outcome.text and outcome.kind == "info":
-            extra = "\n\n" + KEYS_HELP if cmd is not None and cmd.name == "help" else ""
-            await self.add(CommandOutput(outcome.text + extra))
+            if cmd is not None and cmd.name == "help":  # the same registry, laid out as a table
+                await self.add(CommandOutput(help_table(), text=outcome.text))
+            else:
+                await self.add(CommandOutput(outcome.text))
         elif outcome.text:
             await self.add_notice(outcome.kind, outcome.text)
         if outcome.events is not None:
@@ -222,9 +261,13 @@ class MnemaraApp(App[int]):
         self.run_worker(self._consume(events), group="turn", exit_on_error=False)
 
     async def _consume(self, events: AsyncIterator[Any]) -> None:
+        first = True
         try:
             async for event in events:
                 await self.render_event(event)
+                if first:  # the engine has stored the user turn (and evicted, if it had to)
+                    first = False
+                    self.refresh_status()
         except asyncio.CancelledError:
             raise  # the app is closing: nothing left to paint
         except Exception as exc:  # noqa: BLE001 - a bug must not take the panel down; say it, log it
@@ -249,7 +292,7 @@ class MnemaraApp(App[int]):
             stream = self._stream
             await self._end_stream()
             if stream is not None and stream.source != event.text:
-                await stream.update(event.text)
+                stream.replace(event.text)
         elif isinstance(event, Thinking):
             await self._end_stream()
             await self.add(ThinkingLine(event.text))
@@ -278,7 +321,7 @@ class MnemaraApp(App[int]):
                 await self.add_notice("error", f"{event.error or 'the turn failed'} · /retry resends "
                                                "your message")
             else:
-                await self.add(TurnSummary(event))
+                await self.add(TurnSummary.from_event(event))
             self.refresh_status()
 
     async def _flush(self) -> None:
@@ -286,7 +329,7 @@ class MnemaraApp(App[int]):
         if not self._pending or self._stream is None:
             return
         chunk, self._pending = self._pending, ""
-        await self._stream.append(chunk)
+        self._stream.append(chunk)
 
     async def _end_stream(self) -> None:
         await self._flush()
@@ -309,10 +352,11 @@ class MnemaraApp(App[int]):
         """Close prompts the engine no longer waits for (turn over or interrupted): answer n."""
         for screen in reversed(list(self._permissions)):
             if screen.is_current:
+                screen.answered = True
                 screen.dismiss("n")
             else:
                 self._permissions.remove(screen)
-                screen.request.answer("n")
+            screen.request.answer("n")
 
     # --- keys ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -332,6 +376,23 @@ class MnemaraApp(App[int]):
         self._withdraw_permissions()
         self.run_worker(self.engine.interrupt(), group="interrupt", exit_on_error=False)
 
+    def on_unmount(self) -> None:
+        if self.owns_process:
+            # The screen is closed and the terminal restored by now. What is left is the
+            # engine's cleanup of a turn still running (interrupt the CLI, disconnect): if that
+            # hangs, leave anyway; every turn is already stored.
+            code = self.return_code or 0
+            timer = threading.Timer(EXIT_GRACE_SECONDS, os._exit, args=(code,))
+            timer.daemon = True
+            timer.start()
+
+    def action_focus_prompt(self) -> None:
+        prompt = self.query_one(PromptInput)
+        if prompt.has_focus:
+            prompt.suggestions.show([])
+        else:
+            prompt.focus()
+
     def action_quit_idle(self) -> None:
         self.exit(0)
 
@@ -345,5 +406,45 @@ class MnemaraApp(App[int]):
                                       f"{'s' if n != 1 else ''} (/context lists them)")
 
 
+def help_table() -> Group:
+    """The slash commands (from the registry) and the keys, wrapped with a hanging indent."""
+    commands = Table.grid(padding=(0, 2))
+    commands.add_column(style="bold", no_wrap=True)
+    commands.add_column()
+    for cmd in COMMANDS.values():
+        commands.add_row(cmd.usage, cmd.help)
+    keys = Table.grid(padding=(0, 2))
+    keys.add_column(style="bold", no_wrap=True)
+    keys.add_column()
+    for key, what in KEYS:
+        keys.add_row(key, what)
+    return Group(commands, "", keys)
+
+
+def screenful(turns: list[Any], width: int, height: int) -> int:
+    """Index from which the newest `turns` fill about a screen of `width` x `height` (a rough,
+    generous line count: 2 lines of spacing per turn plus wrapped text)."""
+    lines, index = 0, len(turns)
+    while index > 0 and lines < height:
+        index -= 1
+        text = turns[index].text
+        lines += 2 + sum(1 + len(line) // max(20, width - 8) for line in text.splitlines())
+    return index
+
+
+def _highlight(matcher: Any, text: str) -> Content:
+    """`matcher.highlight` without markup parsing (usages such as `/show [N]` hold brackets)."""
+    content = Content(text)
+    _, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    for offset in offsets:
+        content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
+
+
 def _import_sdk() -> None:
+    """Import the SDK (~0.5 s) in the background, so the first turn does not pay for it; then
+    move everything loaded so far out of the garbage collector's way. Without the freeze a full
+    collection walks ~1M long-lived objects and stalls the screen ~80 ms every second or so
+    while a reply streams."""
     import claude_agent_sdk  # noqa: F401
+    gc.freeze()

@@ -44,6 +44,7 @@ class PermissionScreen(ModalScreen[str]):
     def __init__(self, request: PermissionRequest) -> None:
         super().__init__(classes="permission-screen")
         self.request = request
+        self.answered = False
         self._opened = time.monotonic()
 
     def compose(self) -> Iterable[Widget]:
@@ -57,16 +58,23 @@ class PermissionScreen(ModalScreen[str]):
                 yield Static(Text(json.dumps(req.input, indent=2, ensure_ascii=False)))
             with Horizontal(id="permission-buttons"):
                 for key, label, variant in CHOICES:
-                    yield Button(f"{label} [{key}]", id=f"choice-{key}", variant=variant)  # type: ignore[arg-type]
-            yield Static(Text("y allow once · n deny (Esc) · a always allow this exact call · "
-                              f"s allow {req.tool} for this session"), id="permission-help")
+                    yield Button(Text(f"{label} [{key}]"), id=f"choice-{key}",
+                                 variant=variant)  # type: ignore[arg-type]
+            yield Static(Text(f"y once · n deny (Esc) · a always this exact call · s {req.tool} "
+                              "for this session"), id="permission-help")
 
     def on_mount(self) -> None:
         self.query_one("#choice-n", Button).focus()
 
+    def on_unmount(self) -> None:
+        if not self.answered:  # closed without an answer (the app quit): deny
+            self.request.answer("n")
+
     def action_choose(self, choice: str) -> None:
-        if time.monotonic() - self._opened < self.ARM_SECONDS:
+        if time.monotonic() - self._opened < self.ARM_SECONDS or self.answered:
             return
+        self.answered = True
+        self.request.answer(choice)
         self.dismiss(choice)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -85,7 +93,9 @@ class ContextScreen(ModalScreen[None]):
         Binding("enter", "show", "Show turn"),
         Binding("r", "reload", "Reload", show=False),
     ]
-    FIXED_COLUMNS = ("id", "role", "time (UTC)", "~tokens", "pin", "status")
+    # (label, width): the preview column gets whatever width is left
+    COLUMNS = (("id", 5), ("role", 9), ("time (UTC)", 11), ("~tokens", 7), ("pin", 3), ("status", 7))
+    STATUS_SHOWN = {"complete": "", "interrupted": "interr."}
 
     def __init__(self, engine: "TurnEngine") -> None:
         super().__init__(classes="context-screen")
@@ -101,10 +111,6 @@ class ContextScreen(ModalScreen[None]):
             yield Static(id="context-message")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one("#context-detail").display = False
-        self.reload()
-
     def on_resize(self) -> None:
         self.reload()
 
@@ -118,10 +124,11 @@ class ContextScreen(ModalScreen[None]):
         row = table.cursor_row
         self.turns = self.engine.store.window()
         table.clear(columns=True)
-        for name in self.FIXED_COLUMNS:
-            table.add_column(name, key=name)
-        fixed = 6 + 10 + 12 + 8 + 4 + 12 + 2 * len(self.FIXED_COLUMNS) + 4
-        width = max(16, (self.size.width or 80) - fixed)
+        for label, width in self.COLUMNS:
+            table.add_column(label, key=label, width=width)
+        # what is left of the screen: panel border 2, scrollbar 1, one cell of padding each side
+        fixed = sum(w for _, w in self.COLUMNS) + 2 * (len(self.COLUMNS) + 1) + 3
+        width = max(12, (self.size.width or 80) - fixed)
         table.add_column("preview", key="preview", width=width)
         for t in self.turns:
             table.add_row(*self._cells(t, width), key=str(t.id))
@@ -131,17 +138,27 @@ class ContextScreen(ModalScreen[None]):
         if self.turns:
             table.move_cursor(row=min(max(row, 0), len(self.turns) - 1), animate=False)
         self.query_one("#context-totals", Static).update(Text(window_totals(self.engine).line()))
-        if not self.turns:
-            self.query_one("#context-message", Static).update(Text("The window is empty."))
+
+    def on_mount(self) -> None:
+        self.query_one("#context-detail").display = False
+        self.reload()
+        self.say("The window is empty." if not self.turns else
+                 "⏎ show the turn · p pin · u unpin · e evict (to the archive) · Esc close", "hint")
+
+    def say(self, text: str, kind: str = "info") -> None:
+        message = self.query_one("#context-message", Static)
+        for k in ("hint", "error"):
+            message.set_class(kind == k, f"-{k}")
+        message.update(Text(text))
 
     @staticmethod
     def _cells(t: Turn, width: int) -> tuple[Text, ...]:
         preview = " ".join(_preview(t).split())
         if len(preview) > width:
             preview = preview[: width - 1] + "…"
-        status = "" if t.status == "complete" else t.status
+        status = ContextScreen.STATUS_SHOWN.get(t.status, t.status)
         when = t.created_at.replace("T", " ").rstrip("Z")[5:16]
-        return (Text(f"#{t.id}", justify="right"), Text(ROLE_LABEL.get(t.role, t.role)),
+        return (Text(f"#{t.id}"), Text(ROLE_LABEL.get(t.role, t.role)),
                 Text(when), Text(f"{t.est_tokens:,}", justify="right"),
                 Text("●" if t.pinned else "", style="bold yellow"),
                 Text(status, style="red" if status == "failed" else "yellow"), Text(preview))
@@ -155,9 +172,7 @@ class ContextScreen(ModalScreen[None]):
         if turn is None:
             return
         outcome = await dispatch(self.engine, f"/{verb} {turn.id}")
-        message = self.query_one("#context-message", Static)
-        message.set_class(outcome.kind != "info", "-error")
-        message.update(Text(outcome.text))
+        self.say(outcome.text, "info" if outcome.kind == "info" else "error")
         self.reload(keep=turn.id)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

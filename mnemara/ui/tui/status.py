@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ...engine.events import Usage
     from ...engine.turn import TurnEngine
 
 SEPARATOR = " │ "
@@ -33,15 +34,18 @@ class StatusFigures:
     busy: bool = False
 
     @classmethod
-    def from_engine(cls, engine: "TurnEngine", *, busy: bool = False) -> "StatusFigures":
+    def from_engine(cls, engine: "TurnEngine", *, busy: bool = False,
+                    earlier: "Usage | None" = None) -> "StatusFigures":
+        """Figures from the engine; `earlier` is the last stored turn's usage, shown until this
+        session has run a turn of its own."""
         from ..commands import window_totals
         totals = window_totals(engine)
         stats = engine.stats
-        ran = stats.turns_run > 0 and stats.last_usage.total_input + stats.last_usage.output_tokens > 0
-        usage = stats.last_usage
+        usage = stats.last_usage if stats.turns_run else earlier
+        known = usage is not None and usage.total_input + usage.output_tokens > 0
         return cls(totals.turns, totals.max_turns, totals.est_tokens, totals.max_tokens,
-                   usage.total_input if ran else None, usage.output_tokens if ran else None,
-                   usage.cache_hit_ratio if ran else None, stats.session_cost_usd,
+                   usage.total_input if known else None, usage.output_tokens if known else None,
+                   usage.cache_hit_ratio if known else None, stats.session_cost_usd,
                    engine.config.model, stats.archived_this_session, busy)
 
 
