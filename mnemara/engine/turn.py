@@ -91,6 +91,8 @@ class TurnEngine:
     async def run(self, text: str) -> AsyncIterator[Event]:
         """Run one turn for the user's `text`, yielding events until TurnFinished."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._interrupted = False  # reset here, not in the task: an early interrupt must stick
+        self.busy = True
         task = asyncio.create_task(self._turn(text, queue.put))
         task.add_done_callback(lambda _: queue.put_nowait(_DONE))
         try:
@@ -101,9 +103,9 @@ class TurnEngine:
                 yield event
         finally:
             if not task.done():
-                await self.interrupt()
-                try:
-                    await asyncio.wait_for(task, 15)
+                try:  # the consumer went away mid-turn: stop the turn, but never hang on it
+                    await asyncio.wait_for(self.interrupt(), 5)
+                    await asyncio.wait_for(asyncio.shield(task), 10)
                 except (asyncio.TimeoutError, asyncio.CancelledError):
                     task.cancel()
         task.result()
@@ -137,7 +139,6 @@ class TurnEngine:
 
     # --- one turn --------------------------------------------------------------------------------
     async def _turn(self, text: str, emit: Callable[[Any], Any]) -> None:
-        self.busy, self._interrupted, self._tool_notices = True, False, []
         started = time.monotonic()
         stderr: deque[str] = deque(maxlen=40)
         state = _TurnState()
@@ -177,6 +178,8 @@ class TurnEngine:
             self._client = client
             try:
                 await client.connect()
+                if self._interrupted:  # interrupted while the CLI was starting: send nothing
+                    return None
                 await client.query(_once(prepared.message))
                 async for message in client.receive_response():
                     await self._handle(message, state, emit)
@@ -247,6 +250,10 @@ class TurnEngine:
             await emit(Notice("eviction", f"{n} turn{'s' if n != 1 else ''} archived "
                                           f"(~{eviction.est_tokens:,} tokens) to keep the window "
                                           "within budget", {"ids": eviction.ids}))
+
+    def drain_notices(self) -> list[Notice]:
+        """Notices the tools raised since the last call (e.g. from a slash command)."""
+        return self._drain_tool_notices()
 
     def _drain_tool_notices(self) -> list[Notice]:
         out, self._tool_notices = self._tool_notices, []

@@ -34,14 +34,15 @@ class SlashCommand:
     usage: str
     help: str
     handler: Callable[["TurnEngine", str], Any]
+    while_busy: bool = True  # False: would pull the window from under a running turn
 
 
 COMMANDS: dict[str, SlashCommand] = {}
 
 
-def command(name: str, usage: str, help: str) -> Callable:
+def command(name: str, usage: str, help: str, *, while_busy: bool = True) -> Callable:
     def register(fn: Callable[["TurnEngine", str], Any]) -> Callable:
-        COMMANDS[name] = SlashCommand(name, usage, help, fn)
+        COMMANDS[name] = SlashCommand(name, usage, help, fn, while_busy)
         return fn
     return register
 
@@ -58,6 +59,8 @@ async def dispatch(engine: "TurnEngine", line: str) -> Outcome:
         close = [n for n in COMMANDS if n.startswith(typed.lower()[:2])] if typed else []
         hint = f" (did you mean {', '.join('/' + c for c in close)}?)" if close else ""
         return Outcome(f"unknown command /{typed}{hint}; /help lists them", "error")
+    if engine.busy and not cmd.while_busy:
+        return Outcome(f"/{cmd.name} waits until the turn finishes (Ctrl+C interrupts it)", "warning")
     try:
         result = cmd.handler(engine, arg)
         if hasattr(result, "__await__"):
@@ -83,6 +86,7 @@ async def _tool(engine: "TurnEngine", name: str, args: dict[str, Any]) -> Outcom
     from ..engine.tools import call_tool
     result = await call_tool(engine.tools, name, args)
     text = "\n".join(c.get("text", "") for c in result.get("content", []))
+    engine.drain_notices()  # the outcome itself tells the user what happened
     return Outcome(text, "error" if result.get("is_error") else "info")
 
 
@@ -123,7 +127,8 @@ async def _context(engine: "TurnEngine", arg: str) -> Outcome:
     return outcome
 
 
-@command("clear", "/clear", "Move every window turn to the archive (searchable, not deleted).")
+@command("clear", "/clear", "Move every window turn to the archive (searchable, not deleted).",
+         while_busy=False)
 def _clear(engine: "TurnEngine", arg: str) -> Outcome:
     ev = engine.store.clear()
     n = len(ev.ids) if ev else 0
@@ -214,7 +219,7 @@ def _search(engine: "TurnEngine", arg: str) -> Outcome:
     return Outcome("\n".join(format_hit(h) for h in hits) or f"no matches for {arg!r}")
 
 
-@command("retry", "/retry", "Resend the last failed message.")
+@command("retry", "/retry", "Resend the last failed message.", while_busy=False)
 def _retry(engine: "TurnEngine", arg: str) -> Outcome:
     if engine.last_failed() is None:
         return Outcome("nothing to retry: the last message did not fail", "warning")

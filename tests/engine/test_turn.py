@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -383,3 +384,15 @@ async def test_real_usage_calibrates_the_estimate(h: Harness) -> None:
     from mnemara.store import TurnStore
     with TurnStore(h.instance.turns_path) as again:  # persisted for the next session
         assert again.estimator.chars_per_token == eng.store.estimator.chars_per_token
+
+
+async def test_interrupt_before_the_cli_is_up_still_stops_the_turn(h: Harness) -> None:
+    eng = h.engine([[{"text": "should never be asked"}]])
+    turn = eng.run("hi")
+    first = asyncio.ensure_future(turn.__anext__())
+    await asyncio.sleep(0)  # the turn has started but the CLI is not connected yet
+    await eng.interrupt()
+    events = [await first] + [e async for e in turn]
+    done = finished(events)
+    assert done.status == "interrupted" and not eng.busy
+    assert h.fake.user_messages() == []  # nothing was sent

@@ -112,3 +112,13 @@ def test_debug_log_is_json_lines_and_rotates(tmp_path: Path) -> None:
     assert not (tmp_path / "debug.log.3").exists()
     assert (tmp_path / "debug.log").stat().st_size <= 2000
     assert oct((tmp_path / "debug.log").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_commands_that_pull_the_window_wait_for_a_running_turn(engine: TurnEngine) -> None:
+    engine.busy = True
+    out = await dispatch(engine, "/clear")
+    assert out.kind == "warning" and "waits until the turn finishes" in out.text
+    assert engine.store.count() == 6
+    assert (await dispatch(engine, "/retry")).kind == "warning"
+    assert (await dispatch(engine, "/pin 1")).kind == "info"  # harmless ones still work
+    engine.busy = False
