@@ -59,6 +59,7 @@ def test_chat_streams_reply_and_answers_permission_prompts(env: dict[str, str], 
     assert target.exists()
     child.sendline("/show")
     child.expect(r"6/20 turns")
+    child.expect("you>")  # Ctrl+D typed before the prompt is back would reach the tty, not us
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
