@@ -134,3 +134,16 @@ def fake_cli_env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("MNEMARA_")}
     return {**base, "HOME": str(home), "MNEMARA_HOME": str(home / ".mnemara"),
             "MNEMARA_CLI_PATH": FAKE_CLI_PATH}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's home for in-process engine tests: HOME is tmp/home, instances live in
+    HOME/.mnemara, and no MNEMARA_INSTANCE / MNEMARA_CLI_PATH leaks in from the outside."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MNEMARA_HOME", str(home / ".mnemara"))
+    monkeypatch.delenv("MNEMARA_INSTANCE", raising=False)
+    monkeypatch.delenv("MNEMARA_CLI_PATH", raising=False)
+    return home

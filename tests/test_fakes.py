@@ -129,6 +129,13 @@ def make_calc_server(calls: list[dict[str, Any]]):
     return create_sdk_mcp_server("calc", tools=[add])
 
 
+def calc_options(cli: Any, calls: list[dict[str, Any]], can_use_tool: Any) -> ClaudeAgentOptions:
+    """Options for the fake CLI with only the in-process calc server and a permission callback."""
+    return ClaudeAgentOptions(cli_path=cli.cli_path, env=cli.env, tools=[],
+                              mcp_servers={"calc": make_calc_server(calls)},
+                              can_use_tool=can_use_tool, setting_sources=[])
+
+
 def assert_interrupted_turn(turn: list[Any]) -> ResultMessage:
     """The shape of an interrupted turn, shared by the fake and the real CLI."""
     texts = [b.text for b in blocks(only(turn, UserMessage), TextBlock)]
@@ -231,14 +238,7 @@ async def test_fake_cli_sdk_mcp_tool_allowed_with_updated_input(tmp_path: Path) 
             ]
         ],
     )
-    options = ClaudeAgentOptions(
-        cli_path=cli.cli_path,
-        env=cli.env,
-        tools=[],
-        mcp_servers={"calc": make_calc_server(calls)},
-        can_use_tool=can_use_tool,
-        setting_sources=[],
-    )
+    options = calc_options(cli, calls, can_use_tool)
     messages = await collect(prompt_stream("add 2 and 3"), options)
 
     init = only(messages, SystemMessage)[0]
@@ -282,14 +282,7 @@ async def test_fake_cli_can_use_tool_deny_never_runs_the_tool(tmp_path: Path) ->
             ]
         ],
     )
-    options = ClaudeAgentOptions(
-        cli_path=cli.cli_path,
-        env=cli.env,
-        tools=[],
-        mcp_servers={"calc": make_calc_server(calls)},
-        can_use_tool=deny,
-        setting_sources=[],
-    )
+    options = calc_options(cli, calls, deny)
     messages = await collect(prompt_stream("add"), options)
 
     assert calls == []

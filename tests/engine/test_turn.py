@@ -18,17 +18,6 @@ from tests.fakes.drive import run_turn as run
 from tests.fakes.fake_cli import fake_cli
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("MNEMARA_HOME", str(home / ".mnemara"))
-    monkeypatch.delenv("MNEMARA_INSTANCE", raising=False)
-    monkeypatch.delenv("MNEMARA_CLI_PATH", raising=False)
-    return home
-
-
 class Harness:
     def __init__(self, home: Path, tmp_path: Path) -> None:
         self.home = home

@@ -24,16 +24,6 @@ from tests.fakes.fake_cli import fake_cli
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("MNEMARA_HOME", str(home / ".mnemara"))
-    monkeypatch.delenv("MNEMARA_CLI_PATH", raising=False)
-    return home
-
-
-@pytest.fixture
 def make_app(tmp_path: Path, home: Path):
     """make_app(turns, **config) -> MnemaraApp over a fresh instance and the scripted fake CLI."""
     engines: list[TurnEngine] = []
