@@ -54,7 +54,8 @@ class TurnEngine:
                                  stats=self.stats, notify=self._tool_notice)
         self._client: Any = None
         self._interrupted = False
-        self.startup_notices: list[Notice] = []
+        # Shown by every front end when it starts.
+        self.startup_notices: list[Notice] = [Notice("warning", w) for w in self.policy.warnings]
         stale = self.store.fail_stale_pending()
         if stale:
             self.startup_notices.append(Notice(

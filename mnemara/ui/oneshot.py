@@ -25,6 +25,8 @@ async def _ask(instance: Instance, message: str, *, as_json: bool, yes: bool) ->
     # Ctrl+C stops the turn cleanly (the partial reply is kept) instead of killing the process.
     loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(engine.interrupt()))
     try:
+        for notice in engine.startup_notices:
+            print(json.dumps(event_json(notice)), flush=True) if as_json else renderer.render(notice)
         async for event in engine.run(message):
             if isinstance(event, TurnFinished):
                 finished = event

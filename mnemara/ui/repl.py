@@ -46,6 +46,8 @@ class Repl:
 
     async def main(self) -> int:
         print(self.banner(), flush=True)
+        for notice in self.engine.startup_notices:
+            self.renderer.render(notice)
         if self.interactive:
             self.session = _make_session(self.engine)
         while True:

@@ -132,3 +132,15 @@ def test_failed_turn_then_retry(env: dict[str, str], tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=30)
     statuses = [t["status"] for t in json.loads(shown.stdout)["turns"]]
     assert statuses == ["complete", "complete"]
+
+
+def test_start_warns_about_a_turn_left_unfinished(env: dict[str, str], tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "mnemara", "init", "-i", "s"], env=env, check=True,
+                   capture_output=True)
+    from mnemara.store import TurnStore
+    with TurnStore(Path(env["MNEMARA_HOME"]) / "s" / "turns.sqlite") as store:
+        store.add_turn("user", [{"type": "text", "text": "cut off"}], status="pending")
+    proc = subprocess.run([sys.executable, "-m", "mnemara", "run", "-i", "s"], input="",
+                          env=script(env, tmp_path, []), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "turn 1 was left unfinished by an earlier session" in proc.stderr

@@ -627,3 +627,23 @@ def test_streamed_markdown_renders_like_the_whole_text(width: int) -> None:
         stream.feed(text[i:i + 5])
         assert rendered(stream) == rendered(Markdown(text[:i + 5])), text[:i + 5]
     assert len(stream.chunks) > 5  # the finished paragraphs are cached, not re-rendered
+
+
+async def test_start_shows_warnings_about_what_was_left_broken(home: Path) -> None:
+    from mnemara.ui.tui.app import MnemaraApp
+    from mnemara.ui.tui.chat import NoticeLine
+    inst = Instance.named("w")
+    inst.create()
+    with TurnStore(inst.turns_path) as store:
+        store.add_turn("user", [{"type": "text", "text": "cut off"}], status="pending")
+    inst.permissions_path.write_text("{not json")
+    engine = TurnEngine(inst)
+    try:
+        app = MnemaraApp(engine, history=InputHistory([], home / "history"), owns_process=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await drawn(pilot)
+            warnings = " ".join(str(n.render()) for n in entries(app, NoticeLine) if n.kind == "warning")
+            assert "left unfinished by an earlier session" in warnings
+            assert "permissions.json" in warnings
+    finally:
+        engine.close()

@@ -139,6 +139,8 @@ class MnemaraApp(App[int]):
         self.refresh_status()
         self.query_one(PromptInput).focus()
         earlier = await self.show_window()
+        for notice in self.engine.startup_notices:
+            await self.add_notice(notice.kind, notice.text)
         # The first frame needs only the turns that fill the screen; the older ones (scrolled
         # out of sight anyway) are drawn right after it.
         self.call_after_refresh(self._draw_earlier, earlier)
