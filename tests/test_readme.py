@@ -55,3 +55,9 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert command in [line.strip() for line in ci]
     quick_start = README.split("## Quick start")[1].split("## Using it")[0]
     assert f'pip install -e ".[dev]" && {command}' in quick_start
+
+
+def test_every_cli_command_has_an_example() -> None:
+    lines = [ln.split("#")[0] for ln in README.splitlines()]
+    for name in main.commands:
+        assert any(re.search(rf"(^|\| )mnemara {name}( |$)", ln) for ln in lines), name
