@@ -179,7 +179,7 @@ def _show_prompt(inst: Instance, cfg: Any, as_json: bool) -> None:
     if inst.turns_path.exists():
         with TurnStore(inst.turns_path, readonly=True) as store:
             turns = store.sendable()
-    blocks = window_blocks(turns)
+    blocks = window_blocks([t.rendered for t in turns])
     if as_json:
         click.echo(json.dumps({"system_prompt": role.text, "blocks": blocks,
                                "warning": role.warning}, indent=2, ensure_ascii=False))

@@ -27,7 +27,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..config import ToolPolicy
 from ..fsutil import atomic_write_text
@@ -120,7 +120,8 @@ class PermissionPolicy:
     """The instance's tool policy plus saved ("always") and session grants."""
 
     def __init__(self, policies: Sequence[ToolPolicy], *, home: Path, file_tool_home_only: bool,
-                 permissions_path: Path | None, cwd: Path | None = None) -> None:
+                 permissions_path: Path | None, cwd: Path | None = None,
+                 session_grants: Iterable[str] = ()) -> None:
         # Exact names beat globs; within each group the listed order decides.
         self.policies = ([p for p in policies if not p.tool.endswith("*")]
                          + [p for p in policies if p.tool.endswith("*")])
@@ -133,7 +134,7 @@ class PermissionPolicy:
         self.permissions_path = Path(permissions_path) if permissions_path is not None else None
         self.cwd = Path(cwd).absolute() if cwd is not None else Path.cwd()
         self._saved: dict[str, list[re.Pattern[str]]] = {}
-        self._session: set[str] = set()
+        self._session: set[str] = set(session_grants)  # "s" answers carried over a config change
         if self.permissions_path is not None:
             saved, problem = _read_saved(self.permissions_path)
             if problem:
@@ -221,6 +222,11 @@ class PermissionPolicy:
         return path.resolve()
 
     # --- granting -----------------------------------------------------------------------------
+
+    @property
+    def session_grants(self) -> frozenset[str]:
+        """Tools allowed for the rest of the session (the "s" answers so far)."""
+        return frozenset(self._session)
 
     def grant_session(self, tool_name: str) -> None:
         """Allow `tool_name` (any input) until this object goes away. Never written to disk."""

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..store.turns import Turn
 
 ROLE_DOC_MAX_BYTES = 1_000_000
 
@@ -34,9 +33,9 @@ def read_role_doc(path: str | None) -> RoleDoc:
         return RoleDoc("", f"role doc {path} is unreadable ({exc}); using an empty system prompt")
 
 
-def window_blocks(turns: list[Turn]) -> list[dict[str, Any]]:
+def window_blocks(renderings: list[str]) -> list[dict[str, Any]]:
     """One text block per turn, in order: each is the turn's stored rendering, byte for byte."""
-    return [{"type": "text", "text": t.rendered} for t in turns]
+    return [{"type": "text", "text": r} for r in renderings]
 
 
 def user_message(blocks: list[dict[str, Any]]) -> dict[str, Any]:

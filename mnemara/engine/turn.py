@@ -27,7 +27,7 @@ from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking,
 from .failures import explain
 from .gate import PermissionGate
 from .permissions import PermissionPolicy
-from .prompt import read_role_doc, user_message
+from .prompt import read_role_doc, user_message, window_blocks
 from .tools import ToolContext
 
 LOW_WATER = 0.75       # when eviction is needed, evict down to 75% of the budget in one chunk
@@ -64,10 +64,11 @@ class TurnEngine:
         self._tool_notices: list[Notice] = []
         self.busy = False
 
-    def _make_policy(self) -> PermissionPolicy:
+    def _make_policy(self, session_grants: frozenset[str] = frozenset()) -> PermissionPolicy:
         return PermissionPolicy(self.config.allowed_tools, home=Path.home(),
                                 file_tool_home_only=self.config.file_tool_home_only,
-                                permissions_path=self.instance.permissions_path, cwd=self.cwd)
+                                permissions_path=self.instance.permissions_path, cwd=self.cwd,
+                                session_grants=session_grants)
 
     def set_config(self, config: Config, *, save: bool = True) -> None:
         """Apply a changed config (e.g. /swap, /tokens, /role) to the next turn."""
@@ -76,10 +77,7 @@ class TurnEngine:
         self.config = config
         self.tools.config = config
         self.store.result_max_chars = config.tool_result_max_chars
-        session_grants = getattr(self.policy, "_session", None)
-        self.policy = self._make_policy()
-        if session_grants is not None:
-            self.policy._session = session_grants  # keep "s" grants across a config change
+        self.policy = self._make_policy(self.policy.session_grants)  # "s" answers survive
 
     def close(self) -> None:
         self.store.close()
@@ -146,7 +144,7 @@ class TurnEngine:
         try:
             prepared = await self.prepare(text, emit)
             error = await self._query(prepared, state, emit, stderr)
-            await emit_all(emit, self._drain_tool_notices())
+            await emit_all(emit, self.drain_notices())
             finished = self.record(prepared, state, error, stderr, started)
         finally:
             self.busy = False
@@ -164,7 +162,7 @@ class TurnEngine:
         await self._enforce_budget(text, emit)
         user = self.store.add_turn("user", [{"type": "text", "text": text}], status="pending",
                                    model=self.config.model)
-        blocks = [{"type": "text", "text": r} for r in self.store.sendable_renderings()]
+        blocks = window_blocks(self.store.sendable_renderings())
         chars = len(role.text) + sum(len(b["text"]) for b in blocks)
         return _Prepared(role.text, user.id, user_message(blocks), chars)
 
@@ -184,7 +182,7 @@ class TurnEngine:
                 await client.query(_once(prepared.message))
                 async for message in client.receive_response():
                     await self._handle(message, state, emit)
-                    await emit_all(emit, self._drain_tool_notices())
+                    await emit_all(emit, self.drain_notices())
             finally:
                 self._client = None
                 await _quietly_disconnect(client)
@@ -253,10 +251,7 @@ class TurnEngine:
                                           "within budget", {"ids": eviction.ids}))
 
     def drain_notices(self) -> list[Notice]:
-        """Notices the tools raised since the last call (e.g. from a slash command)."""
-        return self._drain_tool_notices()
-
-    def _drain_tool_notices(self) -> list[Notice]:
+        """Notices the tools raised since the last call (during a turn, or from a slash command)."""
         out, self._tool_notices = self._tool_notices, []
         return out
 

@@ -385,3 +385,13 @@ async def test_interrupt_before_the_cli_is_up_still_stops_the_turn(h: Harness) -
     done = finished(events)
     assert done.status == "interrupted" and not eng.busy
     assert h.fake.user_messages() == []  # nothing was sent
+
+
+async def test_session_grant_survives_a_config_change(h: Harness) -> None:
+    step = lambda n: {"tool": "Bash", "input": {"command": f"touch {h.tmp / n}"}, "id": n}  # noqa: E731
+    eng = h.engine([[step("one")], [step("two")]])
+    await run(eng, "first", answers="s")
+    eng.set_config(eng.config.replace(model="claude-haiku-4-5"))  # as /swap does
+    events = await run(eng, "second")
+    assert not [e for e in events if isinstance(e, PermissionRequest)]
+    assert (h.tmp / "two").exists()
