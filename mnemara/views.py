@@ -10,7 +10,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from .store.render import result_text
+from .store.blocks import result_text
 from .store.turns import SearchHit, Turn
 
 ROLE_LABEL = {"user": "you", "assistant": "assistant"}
@@ -37,6 +37,53 @@ def summarize_result(block: dict[str, Any]) -> str:
     return f"{state}: {first}"
 
 
+def _view_text(block: dict[str, Any], results: dict[Any, Any], width: int) -> list[str]:
+    out: list[str] = []
+    for para in block.get("text", "").strip().splitlines():
+        out.extend(textwrap.wrap(para, width - 2, replace_whitespace=False) or [""])
+    return out
+
+
+def _view_tool_use(block: dict[str, Any], results: dict[Any, Any], width: int) -> list[str]:
+    line = "⚙ " + summarize_tool_call(block.get("name", "?"), block.get("input", {}), width - 30)
+    result = results.get(block.get("id"))
+    if result is not None:
+        line += "  → " + summarize_result(result)
+    return [line]
+
+
+def _view_thinking(block: dict[str, Any], results: dict[Any, Any], width: int) -> list[str]:
+    return [f"(thinking, {len(block.get('thinking', '')):,} characters, not re-sent)"]
+
+
+def _view_recall(block: dict[str, Any], results: dict[Any, Any], width: int) -> list[str]:
+    return [recall_summary(block, width - 2)]
+
+
+def recall_summary(block: dict[str, Any], limit: int = 100) -> str:
+    """`⟲ recalled 3 memories: turn #12, note 2026-05-01.md:4, wiki deploy#2`."""
+    items = block.get("items") or []
+    names = ", ".join(recall_item_label(i) for i in items)
+    line = f"⟲ recalled {len(items)} memor{'y' if len(items) == 1 else 'ies'}: {names}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def recall_item_label(item: dict[str, Any]) -> str:
+    ident = str(item.get("id", "?"))
+    kind, _, rest = ident.partition(":")
+    return f"turn #{rest}" if kind == "turn" else f"{kind} {rest}"
+
+
+# How each content-block kind shows in `show` and /show; tool results show with their call.
+BLOCK_VIEWS: dict[str, Any] = {
+    "text": _view_text,
+    "tool_use": _view_tool_use,
+    "tool_result": lambda block, results, width: [],
+    "thinking": _view_thinking,
+    "recall": _view_recall,
+}
+
+
 def format_turn(turn: Turn, width: int = 100) -> str:
     head = f"#{turn.id}  {ROLE_LABEL.get(turn.role, turn.role)} · {turn.created_at.replace('T', ' ')}"
     if turn.role == "assistant" and turn.model:
@@ -47,18 +94,9 @@ def format_turn(turn: Turn, width: int = 100) -> str:
     body: list[str] = []
     results = {b.get("tool_use_id"): b for b in turn.blocks if b.get("type") == "tool_result"}
     for block in turn.blocks:
-        kind = block.get("type")
-        if kind == "text" and block.get("text", "").strip():
-            for para in block["text"].strip().splitlines():
-                body.extend(textwrap.wrap(para, width - 2, replace_whitespace=False) or [""])
-        elif kind == "tool_use":
-            line = "⚙ " + summarize_tool_call(block.get("name", "?"), block.get("input", {}), width - 30)
-            result = results.get(block.get("id"))
-            if result is not None:
-                line += "  → " + summarize_result(result)
-            body.append(line)
-        elif kind == "thinking":
-            body.append(f"(thinking, {len(block.get('thinking', '')):,} characters, not re-sent)")
+        view = BLOCK_VIEWS.get(block.get("type", ""))
+        if view is not None:
+            body.extend(view(block, results, width))
     return head + "\n" + "\n".join("  " + ln for ln in body)
 
 

@@ -20,7 +20,8 @@ from ..config import Config
 from ..debuglog import DebugLog
 from ..instance import Instance
 from ..store import Budget, TurnStore
-from ..store.render import result_text
+from ..store.blocks import (result_text, text_block, thinking_block, tool_result_block,
+                            tool_use_block)
 from ..views import summarize_tool_call
 from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
                      ToolResult, TurnFinished, Usage)
@@ -160,7 +161,7 @@ class TurnEngine:
             self.log.write("role_doc", warning=role.warning)
         self.tools.system_prompt_tokens = self.store.estimator.estimate(role.text)
         await self._enforce_budget(text, emit)
-        user = self.store.add_turn("user", [{"type": "text", "text": text}], status="pending",
+        user = self.store.add_turn("user", [text_block(text)], status="pending",
                                    model=self.config.model)
         blocks = window_blocks(self.store.sendable_renderings())
         chars = len(role.text) + sum(len(b["text"]) for b in blocks)
@@ -322,16 +323,14 @@ class TurnEngine:
                     if not state.streamed:
                         await emit(TextDelta(block.text))
                     state.streamed = ""
-                    state.blocks.append({"type": "text", "text": block.text})
+                    state.blocks.append(text_block(block.text))
                     await emit(TextDone(block.text))
                 elif isinstance(block, ThinkingBlock):
-                    state.blocks.append({"type": "thinking", "thinking": block.thinking,
-                                         "signature": block.signature})
+                    state.blocks.append(thinking_block(block.thinking, block.signature))
                     await emit(Thinking(block.thinking))
                 elif isinstance(block, ToolUseBlock):
                     state.tool_names[block.id] = block.name
-                    state.blocks.append({"type": "tool_use", "id": block.id, "name": block.name,
-                                         "input": block.input})
+                    state.blocks.append(tool_use_block(block.id, block.name, block.input))
                     await emit(ToolCall(block.id, block.name, block.input,
                                         summarize_tool_call(block.name, block.input)))
         elif isinstance(message, UserMessage):
@@ -339,8 +338,8 @@ class TurnEngine:
                 return
             for block in message.content:
                 if isinstance(block, ToolResultBlock):
-                    state.blocks.append({"type": "tool_result", "tool_use_id": block.tool_use_id,
-                                         "content": block.content, "is_error": bool(block.is_error)})
+                    state.blocks.append(tool_result_block(block.tool_use_id, block.content,
+                                                          bool(block.is_error)))
                     await emit(ToolResult(block.tool_use_id, state.tool_names.get(block.tool_use_id, "?"),
                                           result_text(block.content), bool(block.is_error)))
         elif isinstance(message, SystemMessage) and message.subtype == "api_retry":

@@ -6,7 +6,7 @@ Entries only display what they are given; the app feeds them engine events and s
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from rich.cells import cell_len, set_cell_size
 from rich.console import RenderableType
@@ -20,9 +20,9 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ...engine.events import ToolCall, ToolResult, TurnFinished, Usage
-from ...store.render import result_text
+from ...store.blocks import result_text
 from ...store.turns import Turn
-from ...views import summarize_tool_call
+from ...views import recall_item_label, recall_summary, summarize_tool_call
 from .markdown_stream import StreamedMarkdown
 
 DETAIL_MAX_LINES = 200  # an expanded tool result shows at most this many lines
@@ -229,25 +229,63 @@ def _tool_detail(args: dict[str, Any], result: str | None) -> str:
     return f"input:\n{body}\n\noutput:\n" + ("\n".join(lines) or "(empty)")
 
 
+class RecallLine(FoldLine):
+    """The memories recalled into a user turn: one line, Enter shows what was sent."""
+
+    def __init__(self, block: dict[str, Any]) -> None:
+        items = block.get("items") or []
+        detail = "\n\n".join(f"[{recall_item_label(i)} · {i.get('time', '')} · score "
+                              f"{float(i.get('score', 0)):.2f}]\n{i.get('text', '')}" for i in items)
+        super().__init__(recall_summary(block, 200), detail, classes="recall-line")
+
+
+class _Rows:
+    """What building one stored row's widgets needs: the row and its tool lines so far."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.tools: dict[str, ToolLine] = {}
+
+
+def _text_widgets(block: dict[str, Any], rows: _Rows) -> list[Widget]:
+    if rows.turn.role == "user":
+        return [UserMessage(block.get("text", ""), failed=rows.turn.status == "failed")]
+    return [AssistantText(block["text"])] if block.get("text", "").strip() else []
+
+
+def _tool_use_widgets(block: dict[str, Any], rows: _Rows) -> list[Widget]:
+    line = ToolLine(block.get("id", ""), block.get("name", "?"), block.get("input") or {})
+    rows.tools[line.call_id] = line
+    return [line]
+
+
+def _tool_result_widgets(block: dict[str, Any], rows: _Rows) -> list[Widget]:
+    line = rows.tools.get(block.get("tool_use_id", ""))
+    if line is not None:
+        line.set_result(result_text(block.get("content")), bool(block.get("is_error")))
+    return []
+
+
+# How each content-block kind shows in the chat log (keys: `store.blocks.BLOCK_KINDS`).
+BLOCK_WIDGETS: dict[str, Callable[[dict[str, Any], _Rows], list[Widget]]] = {
+    "text": _text_widgets,
+    "tool_use": _tool_use_widgets,
+    "tool_result": _tool_result_widgets,
+    "thinking": lambda block, rows: [ThinkingLine(block.get("thinking", ""))],
+    "recall": lambda block, rows: [RecallLine(block)],
+}
+
+
 def turn_widgets(turn: Turn) -> list[Widget]:
     """A stored window row as chat log entries."""
-    if turn.role == "user":
-        return [UserMessage(turn.text, failed=turn.status == "failed")]
+    rows = _Rows(turn)
     out: list[Widget] = []
-    tools: dict[str, ToolLine] = {}
     for block in turn.blocks:
-        kind = block.get("type")
-        if kind == "text" and block.get("text", "").strip():
-            out.append(AssistantText(block["text"]))
-        elif kind == "thinking":
-            out.append(ThinkingLine(block.get("thinking", "")))
-        elif kind == "tool_use":
-            line = ToolLine(block.get("id", ""), block.get("name", "?"), block.get("input") or {})
-            tools[line.call_id] = line
-            out.append(line)
-        elif kind == "tool_result" and block.get("tool_use_id") in tools:
-            tools[block["tool_use_id"]].set_result(result_text(block.get("content")),
-                                                   bool(block.get("is_error")))
+        build = BLOCK_WIDGETS.get(block.get("type", ""))
+        if build is not None:
+            out.extend(build(block, rows))
+    if turn.role == "user":
+        return out
     if turn.status == "interrupted":
         out.append(NoticeLine("warning", "interrupted: the partial reply is kept in the window"))
     usage = Usage.from_dict(turn.usage)
