@@ -17,8 +17,6 @@ from .errors import ConfigError
 from .fsutil import atomic_write_text
 
 MODES = ("allow", "ask", "deny")
-BUILTIN_TOOLS = ("Bash", "Read", "Write", "Edit", "Glob", "Grep", "WebFetch", "WebSearch",
-                 "NotebookEdit", "TodoWrite", "Agent", "Skill")
 
 
 @dataclass(frozen=True)

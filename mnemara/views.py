@@ -10,22 +10,11 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from .claude_tools import summarize_tool_call
 from .store.blocks import result_text
 from .store.turns import SearchHit, Turn
 
 ROLE_LABEL = {"user": "you", "assistant": "assistant"}
-
-
-def summarize_tool_call(name: str, args: dict[str, Any], limit: int = 100) -> str:
-    """`Bash: git status`, `Read: /x.py`, or `tool {json}`, cut to `limit` characters."""
-    key = {"Bash": "command", "Read": "file_path", "Write": "file_path", "Edit": "file_path",
-           "Glob": "pattern", "Grep": "pattern", "NotebookEdit": "notebook_path"}.get(name)
-    if key and isinstance(args.get(key), str):
-        detail = args[key]
-    else:
-        detail = json.dumps(args, ensure_ascii=False, sort_keys=True)
-    line = f"{name}: {' '.join(detail.split())}"
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def summarize_result(block: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..claude_tools import FILE_TOOLS, SEARCH_TOOLS, TARGET_KEYS, tool_target
 from ..config import ToolPolicy
 from ..fsutil import atomic_write_text
 
@@ -47,26 +48,8 @@ class Verdict:
     tool: str
 
 
-# Which input key holds the thing a pattern is about.
-_TARGET_KEYS = {
-    "Bash": "command",
-    "Read": "file_path", "Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
-    "NotebookEdit": "notebook_path",
-    "Glob": "path", "Grep": "path",
-    "WebFetch": "url", "WebSearch": "query",
-}
-# Tools that touch the filesystem through a path argument: subject to file_tool_home_only.
-FILE_TOOLS = frozenset({"Read", "Write", "Edit", "MultiEdit", "NotebookEdit", "Glob", "Grep"})
-_SEARCH_TOOLS = frozenset({"Glob", "Grep"})   # path optional: absent means the working directory
 _GLOB_CHARS = re.compile(r"[*?\[{]")
 _DESCRIBE_MAX = 200
-
-
-def tool_target(tool_name: str, tool_input: dict) -> str | None:
-    """The string `allowed_patterns` match against, or None when the tool has no natural target."""
-    key = _TARGET_KEYS.get(tool_name)
-    value = tool_input.get(key) if key else None
-    return value if isinstance(value, str) else None
 
 
 def _match_text(tool_name: str, tool_input: dict) -> str:
@@ -87,7 +70,7 @@ def _printable(text: str) -> str:
 def describe_call(tool_name: str, tool_input: dict) -> str:
     """One printable line for prompts and logs: `Bash: git status`, `mcp__srv__tool {"a":1}`."""
     target = tool_target(tool_name, tool_input)
-    if tool_name in _SEARCH_TOOLS and isinstance(tool_input.get("pattern"), str):
+    if tool_name in SEARCH_TOOLS and isinstance(tool_input.get("pattern"), str):
         text = f"{tool_name}: {tool_input['pattern']}" + (f" in {target}" if target else "")
     elif target is not None:
         text = f"{tool_name}: {target}"
@@ -180,9 +163,9 @@ class PermissionPolicy:
         """A refusal sentence if a file tool would touch a path outside home, else None."""
         if not self.file_tool_home_only or tool_name not in FILE_TOOLS:
             return None
-        key = _TARGET_KEYS[tool_name]
+        key = TARGET_KEYS[tool_name]
         raw = tool_input.get(key)
-        if raw is None and tool_name in _SEARCH_TOOLS:
+        if raw is None and tool_name in SEARCH_TOOLS:
             raw = str(self.cwd)           # no path: Glob/Grep search the working directory
         elif raw is None:
             return None                   # nothing to check; the tool rejects the call itself

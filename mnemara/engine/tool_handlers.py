@@ -18,7 +18,7 @@ from ..fsutil import PRIVATE_FILE, atomic_write_text, ensure_private_dir
 from ..instance import Instance
 from ..memory.notes import append_note
 from ..store.turns import Turn, TurnStore
-from ..views import summarize_tool_call
+from ..claude_tools import summarize_tool_call
 from .events import SessionStats
 
 MemoryHook = Callable[[Path, str, str, "dict[str, Any] | None"], None]

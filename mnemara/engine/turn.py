@@ -22,7 +22,7 @@ from ..instance import Instance
 from ..store import Budget, TurnStore
 from ..store.blocks import (result_text, text_block, thinking_block, tool_result_block,
                             tool_use_block)
-from ..views import summarize_tool_call
+from ..claude_tools import summarize_tool_call
 from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
                      ToolResult, TurnFinished, Usage)
 from .failures import explain
@@ -395,7 +395,7 @@ class _TurnState:
 
 def builtin_tools(config: Config) -> list[str]:
     """The built-in tools offered to the model: those with an allow or ask policy, nothing else."""
-    from ..config import BUILTIN_TOOLS
+    from ..claude_tools import BUILTIN_TOOLS
     offered = []
     for policy in config.allowed_tools:
         if policy.tool in BUILTIN_TOOLS and policy.mode != "deny" and policy.tool not in offered:

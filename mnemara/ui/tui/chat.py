@@ -22,7 +22,8 @@ from textual.widgets import Static
 from ...engine.events import ToolCall, ToolResult, TurnFinished, Usage
 from ...store.blocks import result_text
 from ...store.turns import Turn
-from ...views import recall_item_label, recall_summary, summarize_tool_call
+from ...claude_tools import summarize_tool_call
+from ...views import recall_item_label, recall_summary
 from .markdown_stream import StreamedMarkdown
 
 DETAIL_MAX_LINES = 200  # an expanded tool result shows at most this many lines
