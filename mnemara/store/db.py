@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable, Union
 
 from ..errors import StoreError
 
@@ -22,8 +23,12 @@ _TURN_COLUMNS = """
     pinned INTEGER NOT NULL DEFAULT 0
 """
 
+# A migration is an SQL script (statements may be triggers with BEGIN ... END bodies) or a Python
+# step given the connection, run inside the migration's transaction.
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
 # Each entry upgrades the schema by one version; never edit a shipped entry, append a new one.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     f"""
     CREATE TABLE turns (id INTEGER PRIMARY KEY AUTOINCREMENT, {_TURN_COLUMNS});
     CREATE TABLE archive (id INTEGER PRIMARY KEY, {_TURN_COLUMNS},
@@ -116,7 +121,11 @@ def _migrate(conn: sqlite3.Connection) -> int:
         # Re-read under the write lock: another process may have migrated meanwhile.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for number in range(version, SCHEMA_VERSION):
-            for statement in _split(MIGRATIONS[number]):
+            step = MIGRATIONS[number]
+            if callable(step):
+                step(conn)
+                continue
+            for statement in split_statements(step):
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
@@ -126,7 +135,21 @@ def _migrate(conn: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
-def _split(script: str) -> list[str]:
-    """Split a migration into statements (executescript would commit our transaction)."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+def split_statements(script: str) -> list[str]:
+    """Split a migration into complete statements (executescript would commit our transaction).
+
+    Statements end where SQLite says they are complete, so a trigger's `BEGIN ...; ...; END;`
+    body stays one statement. `--` comments are dropped first.
+    """
+    statements, current = [], ""
+    for line in script.splitlines():
+        code = line.split("--", 1)[0]
+        if not code.strip():
+            continue
+        current += code + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip().rstrip(";").strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -88,7 +88,10 @@ class TurnStore:
         self.close()
 
     # --- transactions ---------------------------------------------------------------------------
-    def _write(self) -> "_Tx":
+    def transaction(self) -> "_Tx":
+        """`with store.transaction():` one write transaction (BEGIN IMMEDIATE ... COMMIT, rolled
+        back on error). Nested uses join the outer one, so a caller can make several store
+        writes, and its own statements on `store.conn`, atomic together."""
         return _Tx(self.conn)
 
     # --- turns ----------------------------------------------------------------------------------
@@ -96,7 +99,7 @@ class TurnStore:
                  model: str | None = None, usage: dict[str, Any] | None = None,
                  cost_usd: float | None = None, created_at: str | None = None) -> Turn:
         created_at = created_at or utc_now()
-        with self._write():
+        with self.transaction():
             cur = self.conn.execute(
                 "INSERT INTO turns (role, content, rendered, created_at, model, est_tokens, usage,"
                 " cost_usd, status) VALUES (?, ?, '', ?, ?, 0, ?, ?, ?)",
@@ -110,7 +113,7 @@ class TurnStore:
     def update_turn(self, turn_id: int, *, blocks: list[dict[str, Any]] | None = None,
                     status: str | None = None, usage: dict[str, Any] | None = None,
                     cost_usd: float | None = None, model: str | None = None) -> Turn:
-        with self._write():
+        with self.transaction():
             # Read inside the transaction, so the row cannot be evicted between read and write
             # (that would leave its archived copy and its search text disagreeing).
             current = self.get(turn_id)
@@ -168,14 +171,14 @@ class TurnStore:
 
     def fail_stale_pending(self) -> list[int]:
         """Mark turns left 'pending' by a process that died mid-turn as failed (never re-sent)."""
-        with self._write():
+        with self.transaction():
             ids = [r[0] for r in self.conn.execute("SELECT id FROM turns WHERE status = 'pending'")]
             self.conn.executemany("UPDATE turns SET status = 'failed' WHERE id = ?", [(i,) for i in ids])
         return ids
 
     def set_pinned(self, turn_ids: list[int], pinned: bool = True) -> list[int]:
         """Pin or unpin window rows; returns the ids that were in the window."""
-        with self._write():
+        with self.transaction():
             found = self._existing(turn_ids)
             self.conn.executemany("UPDATE turns SET pinned = ? WHERE id = ?",
                                   [(int(pinned), i) for i in found])
@@ -195,7 +198,7 @@ class TurnStore:
 
         Plan and move are one transaction, so two processes sharing an instance never plan on a
         window the other has just changed."""
-        with self._write():
+        with self.transaction():
             ids = plan_eviction(self.costs(), budget, incoming_turns=incoming_turns,
                                 incoming_tokens=incoming_tokens, low_water=low_water)
             if not ids:
@@ -207,7 +210,7 @@ class TurnStore:
 
     def evict(self, turn_ids: list[int], reason: str) -> Eviction | None:
         """Move rows from the window to the archive in one transaction."""
-        with self._write():
+        with self.transaction():
             found = self._existing(turn_ids)  # under the lock: report only what this call moved
             if not found:
                 return None
@@ -234,7 +237,7 @@ class TurnStore:
 
     def purge(self) -> int:
         """Delete window and archive for good. Returns how many turns were deleted."""
-        with self._write():
+        with self.transaction():
             n = self.count() + self.archived_count()
             for table in ("turns", "archive", "turn_fts", "evictions"):
                 self.conn.execute(f"DELETE FROM {table}")
@@ -306,7 +309,7 @@ class TurnStore:
         ratio = self.estimator.calibrate(chars, real_tokens)
         if abs(ratio - before) < before * 0.002:
             return ratio  # too small a change to re-estimate every row for
-        with self._write():
+        with self.transaction():
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('estimator', ?)",
                 (json.dumps({"chars_per_token": ratio, "samples": self.estimator.samples}),))
