@@ -1,9 +1,12 @@
-"""The model's in-process tools: ONE registry (`TOOLS`), served as one SDK MCP server.
+"""The model's in-process tools: ONE registry, served as one SDK MCP server.
 
-Each tool is defined once, below: its name, a description written for the model, a JSON Schema in
-which optional arguments are optional (with defaults), and its handler (in `tool_handlers.py`).
-The engine, the permission policy (`mcp__mnemara__*`) and the tests all read this registry, so
-adding a tool is one `ToolSpec(...)`.
+Each tool is defined once: its name, a description written for the model, a JSON Schema in which
+optional arguments are optional (with defaults), its handler, and the feature it belongs to. The
+window tools are defined below; features add theirs with `register(...)` from their own module
+(memory: `memory/tools.py`). `active_tools(config)` is what a turn offers: a feature whose config
+switch is off (e.g. `rag_enabled: false`) offers none of its tools. Handlers that touch a backend
+(an index, an embedder, a network) are marked `blocking` and run in a worker thread, so the event
+loop (and the TUI) never waits on them.
 
 `claude_agent_sdk` is imported only inside `build_sdk_server`: importing it costs ~0.5 s, which
 commands that never talk to the model must not pay.
@@ -11,7 +14,9 @@ commands that never talk to the model must not pay.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -21,8 +26,8 @@ from .tool_handlers import ToolContext, ToolError
 if TYPE_CHECKING:
     from claude_agent_sdk import McpSdkServerConfig
 
-__all__ = ["SERVER_NAME", "TOOLS", "TOOLS_BY_NAME", "ToolContext", "ToolError", "ToolSpec",
-           "build_sdk_server", "call_tool", "qualified", "validate_args"]
+__all__ = ["FEATURES", "SERVER_NAME", "TOOLS", "TOOLS_BY_NAME", "ToolContext", "ToolError", "ToolSpec",
+           "active_tools", "build_sdk_server", "call_tool", "qualified", "register", "validate_args"]
 
 SERVER_NAME = "mnemara"
 
@@ -34,6 +39,17 @@ class ToolSpec:
     schema: dict[str, Any]  # JSON Schema of the arguments object
     handler: Callable[[ToolContext, dict[str, Any]], str]
     read_only: bool = False  # only reads state (an MCP annotation hint for the CLI)
+    feature: str = "core"  # a key of FEATURES: the config switch that offers this tool
+    blocking: bool = False   # touches a backend: run in a worker thread, off the event loop
+
+
+# Which config switch turns each feature's tools on.
+FEATURES: dict[str, Callable[[Any], bool]] = {
+    "core": lambda config: True,
+    "notes": lambda config: True,
+    "wiki": lambda config: True,
+    "memory": lambda config: bool(config.rag_enabled),
+}
 
 
 def qualified(name: str) -> str:
@@ -73,7 +89,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                            "applies_to": {"type": "string", "description": "Where it applies."},
                            "confidence": {"type": "number", "minimum": 0, "maximum": 1,
                                           "description": "How sure you are, from 0 to 1."}}}),
-        h.write_memory),
+        h.write_memory, feature="notes", blocking=True),
     ToolSpec(
         "propose_role_amendment",
         "Propose a change to your role document (your system prompt) when you notice a standing "
@@ -130,9 +146,30 @@ TOOLS: tuple[ToolSpec, ...] = (
 TOOLS_BY_NAME: dict[str, ToolSpec] = {t.name: t for t in TOOLS}
 
 
+def register(*specs: ToolSpec) -> None:
+    """Add a feature's tools to the registry (each name once)."""
+    global TOOLS
+    for spec in specs:
+        if spec.feature not in FEATURES:
+            raise ValueError(f"tool {spec.name}: unknown feature {spec.feature!r}")
+        if spec.name in TOOLS_BY_NAME:
+            raise ValueError(f"tool {spec.name} is defined twice")
+        TOOLS_BY_NAME[spec.name] = spec
+    TOOLS = tuple(TOOLS_BY_NAME.values())
+
+
+def active_tools(config: Any) -> list[ToolSpec]:
+    """The tools a turn offers under `config`, in registry order."""
+    return [t for t in TOOLS_BY_NAME.values() if FEATURES[t.feature](config)]
+
+
 # --- argument checking -----------------------------------------------------------------------------
 # The SDK server checks arguments with jsonschema too; this check also covers direct calls
 # (`call_tool`), applies defaults, and words every problem so the model can fix its call.
+# It enforces exactly these keywords; a test keeps every tool schema within them.
+SCHEMA_KEYWORDS = frozenset({
+    "type", "properties", "required", "additionalProperties", "description", "default", "enum",
+    "minimum", "maximum", "minLength", "maxLength", "pattern", "items", "minItems"})
 
 def validate_args(spec: ToolSpec, args: Any) -> dict[str, Any]:
     """`args` checked against `spec.schema`, defaults applied; a ToolError names any problem."""
@@ -188,6 +225,12 @@ def _check(schema: dict[str, Any], value: Any, path: str, tool: str) -> Any:
         raise ToolError(f"{tool}: {path} must be {span}, got {value}")
     if kind == "string" and len(value.strip()) < schema.get("minLength", 0):
         raise ToolError(f"{tool}: {path} must not be empty")
+    if kind == "string" and len(value) > schema.get("maxLength", len(value)):
+        raise ToolError(f"{tool}: {path} is {len(value):,} characters; at most "
+                        f"{schema['maxLength']:,} are accepted")
+    if kind == "string" and "pattern" in schema and not re.search(schema["pattern"], value):
+        raise ToolError(f"{tool}: {path} {value[:80]!r} is not valid: "
+                        f"{schema.get('description', 'see the tool description')}")
     if kind == "array":
         if len(value) < schema.get("minItems", 0):
             raise ToolError(f"{tool}: {path} needs at least {schema['minItems']} item(s)")
@@ -228,9 +271,15 @@ async def call_tool(ctx: ToolContext, name: str, args: Any) -> dict[str, Any]:
     spec = TOOLS_BY_NAME.get(name.removeprefix(qualified("")))
     if spec is None:
         return _result(f"unknown tool {name!r}; the tools are {', '.join(TOOLS_BY_NAME)}", True)
+    if not FEATURES[spec.feature](ctx.config):
+        return _result(f"{spec.name} is turned off in this instance's config "
+                       f"(its {spec.feature} feature is disabled)", True)
     try:
-        # Handlers are synchronous: SQLite and small file writes take well under a millisecond.
-        return _result(spec.handler(ctx, validate_args(spec, args)))
+        checked = validate_args(spec, args)
+        if spec.blocking:
+            return _result(await asyncio.to_thread(spec.handler, ctx, checked))
+        # The others take well under a millisecond (SQLite rows, small file appends).
+        return _result(spec.handler(ctx, checked))
     except ToolError as exc:
         return _result(str(exc), True)
     except Exception as exc:  # noqa: BLE001 - a bug in one tool must not end the user's turn
@@ -255,5 +304,5 @@ def build_sdk_server(ctx: ToolContext) -> "McpSdkServerConfig":
     tools = [SdkMcpTool(name=t.name, description=t.description, input_schema=t.schema,
                         handler=runner(t.name),
                         annotations=ToolAnnotations(readOnlyHint=t.read_only))
-             for t in TOOLS]
+             for t in active_tools(ctx.config)]
     return create_sdk_mcp_server(SERVER_NAME, tools=tools)

@@ -12,7 +12,7 @@ import pytest
 
 from mnemara.engine import tool_handlers
 from mnemara.engine.events import SessionStats, Usage
-from mnemara.engine.tools import (SERVER_NAME, TOOLS, TOOLS_BY_NAME, ToolContext, ToolSpec,
+from mnemara.engine.tools import (SERVER_NAME, TOOLS, TOOLS_BY_NAME, ToolContext, ToolError, ToolSpec,
                                   build_sdk_server, call_tool, qualified, validate_args)
 from mnemara.instance import Instance
 from mnemara.memory.notes import parse_notes
@@ -404,3 +404,73 @@ async def test_list_window_names_tool_calls_next_to_text(ctx):
         {"type": "tool_use", "id": "b", "name": "Bash", "input": {"command": "ls"}}])
     line = (await ok(ctx, "list_window")).splitlines()[1]
     assert line.endswith(": Checking. [tools: Read: /etc/hosts; +1 more]")
+
+
+# --- the registry: features, worker threads, schema keywords ------------------------------------
+
+def _keywords(schema, found):
+    for key, value in schema.items():
+        found.add(key)
+        if key == "properties":
+            for sub in value.values():
+                _keywords(sub, found)
+        elif key == "items" and isinstance(value, dict):
+            _keywords(value, found)
+    return found
+
+
+def test_every_schema_keyword_is_one_the_checker_enforces():
+    from mnemara.engine.tools import SCHEMA_KEYWORDS
+    for spec in TOOLS:
+        assert _keywords(spec.schema, set()) <= SCHEMA_KEYWORDS, spec.name
+
+
+async def test_max_length_and_pattern_are_enforced(ctx, monkeypatch):
+    spec = ToolSpec("probe", "A probe tool used only by this test to check argument checking.",
+                    {"type": "object", "additionalProperties": False, "required": ["slug"],
+                     "properties": {"slug": {"type": "string", "maxLength": 8, "pattern": "^[a-z]+$",
+                                             "description": "lower-case letters"}}},
+                    lambda c, a: f"got {a['slug']}")
+    with pytest.raises(ToolError, match="at most 8"):
+        validate_args(spec, {"slug": "abcdefghij"})
+    with pytest.raises(ToolError, match="lower-case letters"):
+        validate_args(spec, {"slug": "ab1"})
+    assert validate_args(spec, {"slug": "abc"}) == {"slug": "abc"}
+
+
+async def test_a_disabled_feature_offers_and_runs_none_of_its_tools(ctx, monkeypatch):
+    from mnemara.engine import tools as registry
+    spec = ToolSpec("probe_memory", "A probe tool of the memory feature, used only by this test.",
+                    {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
+                    lambda c, a: "ran", feature="memory")
+    monkeypatch.setattr(registry, "TOOLS_BY_NAME", dict(registry.TOOLS_BY_NAME))
+    monkeypatch.setattr(registry, "TOOLS", registry.TOOLS)
+    registry.register(spec)
+    on = ctx.config.replace(rag_enabled=True)
+    off = ctx.config.replace(rag_enabled=False)
+    assert "probe_memory" in [t.name for t in registry.active_tools(on)]
+    assert "probe_memory" not in [t.name for t in registry.active_tools(off)]
+    ctx.config = off
+    assert "turned off" in await err(ctx, "probe_memory")
+    ctx.config = on
+    assert await ok(ctx, "probe_memory") == "ran"
+    with pytest.raises(ValueError, match="defined twice"):
+        registry.register(spec)
+
+
+async def test_blocking_handlers_run_off_the_event_loop(ctx, monkeypatch):
+    import threading
+    from mnemara.engine import tools as registry
+    seen = {}
+
+    def handler(c, a):
+        seen["thread"] = threading.current_thread()
+        return "done"
+
+    monkeypatch.setattr(registry, "TOOLS_BY_NAME", dict(registry.TOOLS_BY_NAME))
+    monkeypatch.setattr(registry, "TOOLS", registry.TOOLS)
+    registry.register(ToolSpec("probe_slow", "A probe tool that would block, used only by this test.",
+                               {"type": "object", "properties": {}, "required": [],
+                                "additionalProperties": False}, handler, blocking=True))
+    assert await ok(ctx, "probe_slow") == "done"
+    assert seen["thread"] is not threading.main_thread()
