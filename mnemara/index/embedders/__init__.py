@@ -57,3 +57,21 @@ class HashEmbedder:
             if norm > 0:
                 out[row] /= norm
         return out
+
+
+DEFAULT_KIND = "local"
+KINDS = ("local", "ollama", "hash")
+
+
+def make_embedder(kind: str, *, url: str = "http://127.0.0.1:11434", model: str = "nomic-embed-text") -> Embedder:
+    """The embedder named by `kind` ("local", "ollama" or "hash"), constructed only: nothing is
+    loaded or contacted until its first `embed` (or Ollama's `dim`)."""
+    if kind == "local":
+        from .local import LocalEmbedder
+        return LocalEmbedder()
+    if kind == "ollama":
+        from .ollama import OllamaEmbedder
+        return OllamaEmbedder(url, model)
+    if kind == "hash":
+        return HashEmbedder()
+    raise ValueError(f"unknown embedder {kind!r}; expected one of {', '.join(KINDS)}")
