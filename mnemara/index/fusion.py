@@ -1,0 +1,159 @@
+"""Scoring for hybrid recall: query terms, signal normalisation, fusion, neighbour lifting.
+
+Pure Python over plain values, so the weights can be tuned by the recall-quality benchmark
+(`benchmarks/bench_recall_quality.py`) without touching storage. Every signal is mapped to 0..1
+in a way that does not depend on the other candidates of the query (no min-max over the result
+list), because the caller compares the fused score with an absolute relevance threshold: a
+query with no good match must come out low, not rescaled to 1.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from .atoms import Atom
+
+# Words that carry no topic in a question or a turn. Wider than the FTS index's own list on
+# purpose: question words ("what", "when", "did") would otherwise dominate BM25 for questions.
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before
+being below between both but by can could couldn't did didn't do does doesn't doing don't down
+during each few for from further had has have having he her here hers herself him himself his
+how i if in into is isn't it it's its itself just let me more most my myself no nor not now of
+off on once only or other our ours ourselves out over own same she should so some such than that
+the their theirs them themselves then there these they this those through to too under until up
+very was we were what when where which while who whom why will with would you your yours yourself
+yourselves s t ll re ve d m also get got ever really much many one thing things like likely
+""".split())
+
+MAX_TERMS = 48        # a pasted page must not become a 2,000-term query
+MAX_TERM_CHARS = 40   # the FTS tokenizer drops longer tokens anyway
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's content words, lower-cased, deduplicated, in order (may be empty)."""
+    seen: dict[str, None] = {}
+    for word in re.findall(r"\w+", query.lower()):
+        if word in STOPWORDS or len(word) > MAX_TERM_CHARS or word.isdigit() and len(word) < 2:
+            continue
+        seen.setdefault(word, None)
+        if len(seen) >= MAX_TERMS:
+            break
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Fusion parameters, calibrated on the recall-quality benchmark (see its docstring)."""
+
+    text_weight: float = 0.8
+    vector_weight: float = 0.2
+    bm25_half: float = 6.0      # BM25 score mapped to s / (s + bm25_half): 0.5 at this score
+    cos_floor: float = 0.10     # cosine at or below this is "unrelated" (0)
+    cos_ceil: float = 0.70      # cosine at or above this is a full match (1)
+    pool: int = 60              # candidates fetched per signal before fusion (at least 5 x k)
+    neighbour_lift: float = 0.8  # a weaker neighbour moves this share of the way up to a hit
+    neighbour_reach: int = 2    # turns either side that a hit lifts
+    neighbour_decay: float = 0.8  # per further turn of distance
+    neighbour_back: float = 0.8   # the turn before a hit is lifted by this share of the hit
+    bm25_relative: bool = False   # text signal = saturate(best) * s / best, per query
+    context_before: int = 0     # context turns carried before a turn hit
+    context_after: int = 0      # and after it
+    context_gap_s: int = 1800   # ... only when within this many seconds of the hit
+    time_boost: float = 0.3     # added to atoms inside a time phrase's range
+    time_mode: str = "boost"    # "boost", or "filter" (falling back to boost when empty)
+    lift_gap_s: float = 6 * 3600  # only neighbours this close in time are lifted
+    lift_top: int = 20          # how many of the best candidates lift their neighbours
+
+    def with_(self, **changes: object) -> "Params":
+        return replace(self, **changes)
+
+
+DEFAULT = Params()
+
+
+def text_signal(bm25: float, p: Params) -> float:
+    """BM25 (unbounded, grows with matched terms) -> 0..1, saturating, same scale for every query."""
+    return bm25 / (bm25 + p.bm25_half) if bm25 > 0 else 0.0
+
+
+def vector_signal(cosine: float, p: Params) -> float:
+    """Cosine similarity -> 0..1 through a fixed linear ramp between floor and ceiling."""
+    return min(1.0, max(0.0, (cosine - p.cos_floor) / (p.cos_ceil - p.cos_floor)))
+
+
+@dataclass
+class Candidate:
+    atom: Atom
+    raw: dict[str, float] = field(default_factory=dict)      # "bm25", "cosine", "time"
+    signals: dict[str, float] = field(default_factory=dict)  # each 0..1, set by fuse()
+    score: float = 0.0
+
+
+def fuse(cands: Iterable[Candidate], p: Params, *, hybrid: bool) -> list[Candidate]:
+    """Weighted sum of the normalised signals; in text mode the text signal alone (full weight)."""
+    out = []
+    cands = list(cands)
+    best = max((c.raw.get("bm25", 0.0) for c in cands), default=0.0)
+    for c in cands:
+        c.signals = {}
+        if "bm25" in c.raw:
+            if p.bm25_relative and best > 0:
+                c.signals["text"] = text_signal(best, p) * c.raw["bm25"] / best
+            else:
+                c.signals["text"] = text_signal(c.raw["bm25"], p)
+        if "cosine" in c.raw and hybrid:
+            c.signals["vector"] = vector_signal(c.raw["cosine"], p)
+        if "time" in c.raw:
+            c.signals["time"] = c.raw["time"]
+        t = c.signals.get("text", 0.0)
+        if hybrid:
+            v = c.signals.get("vector", 0.0)
+            c.score = (p.text_weight * t + p.vector_weight * v) / (p.text_weight + p.vector_weight)
+        else:
+            c.score = t
+        c.score += c.signals.get("time", 0.0) * p.time_boost
+        out.append(c)
+    return out
+
+
+def seconds_apart(a: Atom, b: Atom) -> float:
+    try:
+        return abs((datetime.fromisoformat(a.created_at) - datetime.fromisoformat(b.created_at)).total_seconds())
+    except ValueError:
+        return float("inf")
+
+
+def lift_neighbours(cands: dict[str, Candidate], by_turn: dict[int, Atom], p: Params) -> None:
+    """A strong turn lifts the turns next to it: each neighbour scores at least
+    `neighbour_lift` x the hit's score (an answer often sits one turn after the question that
+    names the topic). Neighbours not yet candidates join the pool."""
+    if p.neighbour_lift <= 0 or p.neighbour_reach <= 0:
+        return
+    strongest = sorted(cands.values(), key=lambda c: c.score, reverse=True)[:p.lift_top]
+    turn_cands = {c.atom.turn_id: c for c in strongest if c.atom.kind == "turn" and c.atom.turn_id is not None}
+    best: dict[int, float] = {}  # the best neighbouring score of each turn, before lifting
+    for tid, c in turn_cands.items():
+        for d in range(1, p.neighbour_reach + 1):
+            for n, side in ((tid - d, p.neighbour_back), (tid + d, 1.0)):
+                value = c.score * side * p.neighbour_decay ** (d - 1)
+                other = by_turn.get(n)
+                if (value > best.get(n, 0.0) and other is not None
+                        and seconds_apart(c.atom, other) <= p.lift_gap_s):
+                    best[n] = value
+    for n, value in best.items():
+        atom = by_turn.get(n)
+        if atom is None:
+            continue
+        c = cands.get(atom.id)
+        if c is None:
+            c = cands[atom.id] = Candidate(atom)
+        if value > c.score:
+            # move part of the way towards the neighbour's score: a turn with its own match
+            # and a strong neighbour beats one that only has the neighbour
+            lifted = c.score + p.neighbour_lift * (value - c.score)
+            c.signals["neighbour"] = lifted
+            c.score = lifted
