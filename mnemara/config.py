@@ -96,6 +96,22 @@ def _url(v: Any) -> str:
     return v
 
 
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if _str(v) not in choices:
+            raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}, got {v!r}")
+        return v
+    return check
+
+
+def _fraction(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"must be a number, got {_kind(v)}")
+    if not 0 <= v <= 1:
+        raise ValueError(f"must be between 0 and 1, got {v}")
+    return float(v)
+
+
 def _optional_str(v: Any) -> str | None:
     return None if v is None else _str(v)
 
@@ -195,11 +211,24 @@ FIELDS: tuple[Field, ...] = (
           "Tool output longer than this is cut (with a visible marker) when re-sent in later turns."),
     Field("cwd", None, _optional_str,
           "Working directory for the model's tools. null: the directory mnemara was started in."),
-    Field("rag_enabled", True, _bool, "Use the LanceDB RAG index for recall."),
-    Field("rag_embed_url", "http://127.0.0.1:11434", _url, "Ollama-compatible embedding server (`/api/embed`)."),
-    Field("rag_embed_model", "nomic-embed-text", _nonempty_str, "Embedding model name."),
-    Field("rag_auto_index_memory", True, _bool, "Index every memory note into RAG."),
-    Field("rag_auto_index_wiki", True, _bool, "Index every wiki page into RAG."),
+    Field("rag_enabled", True, _bool,
+          "Keep the memory index (LanceDB) and offer recall and the rag_* tools. false: no index, no recall."),
+    Field("rag_embedder", "local", _choice("local", "ollama", "none", "hash"),
+          "Embedder for the index: `local` (MiniLM in-process, no server), `ollama` (rag_embed_url), "
+          "`none` (full-text only), `hash` (deterministic, for tests)."),
+    Field("rag_embed_url", "http://127.0.0.1:11434", _url,
+          "Ollama-compatible embedding server (`/api/embed`), used when rag_embedder is `ollama`."),
+    Field("rag_embed_model", "nomic-embed-text", _nonempty_str,
+          "Ollama embedding model name, used when rag_embedder is `ollama`."),
+    Field("rag_auto_index_memory", True, _bool, "Index every memory note."),
+    Field("rag_auto_index_wiki", True, _bool, "Index every wiki page, section by section."),
+    Field("recall", "auto", _choice("auto", "off"),
+          "`auto`: before each turn, recall relevant memories into the user's turn. `off`: only the tools recall."),
+    Field("recall_max_tokens", 0, _int_range(0, 200_000),
+          "Most estimated tokens recalled into one turn. 0: 2% of max_window_tokens."),
+    Field("recall_min_score", 0.5, _fraction,
+          "Relevance (0..1) a memory needs to be recalled automatically."),
+    Field("recall_k", 5, _int_range(1, 50), "Most memories recalled automatically into one turn."),
     Field("graph_enabled", True, _bool, "Use the Kuzu property graph."),
     Field("replay_default_days", 7, _int_range(1, 3650), "Days of memory `mnemara replay` reads by default."),
     Field("replay_default_threshold", 3, _int_range(2, 1000),

@@ -59,6 +59,8 @@ class Instance:
     @property
     def wiki_dir(self) -> Path: return self.root / "wiki"
     @property
+    def index_dir(self) -> Path: return self.root / "index"
+    @property
     def proposals_dir(self) -> Path: return self.root / "role_proposals"
     @property
     def debug_log_path(self) -> Path: return self.root / "debug.log"

@@ -65,20 +65,37 @@ def format_note(text: str, category: str = "note", payload: dict[str, Any] | Non
 def append_note(memory_dir: Path, text: str, category: str = "note",
                 payload: dict[str, Any] | None = None, at: datetime | None = None) -> Path:
     """Append one note to today's file (UTC date); returns the file written."""
+    return write_note_block(memory_dir, text, category, payload, at)[0]
+
+
+def write_note_block(memory_dir: Path, text: str, category: str = "note",
+                     payload: dict[str, Any] | None = None,
+                     at: datetime | None = None) -> tuple[Path, int, str]:
+    """Append one note; returns (file, 1-based line of its header, its timestamp)."""
     at = at or datetime.now(timezone.utc)
     block = format_note(text, category, payload, at)
     ensure_private_dir(memory_dir)
     path = Path(memory_dir) / f"{at.strftime('%Y-%m-%d')}.md"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        line = _count_lines(fd) + 1  # under the lock: no other writer can move it
         data = block.encode("utf-8")
         written = 0
         while written < len(data):
             written += os.write(fd, data[written:])
     finally:
         os.close(fd)  # closing releases the lock
-    return path
+    return path, line, block.split("]", 1)[0].removeprefix("## [")
+
+
+def _count_lines(fd: int) -> int:
+    count, offset, last = 0, 0, b"\n"
+    while chunk := os.pread(fd, 1 << 16, offset):
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+        last = chunk[-1:]
+    return count + (last != b"\n")  # a file not ending in a newline has one more line
 
 
 def iter_notes(memory_dir: Path) -> Iterator[Note]:

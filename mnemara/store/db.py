@@ -42,6 +42,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         id INTEGER PRIMARY KEY, at TEXT NOT NULL, turns INTEGER NOT NULL,
         est_tokens INTEGER NOT NULL, reason TEXT NOT NULL);
     """,
+    # 2: the memory index's outbox. Every write that matters to the index queues its atom here in
+    # the write's own transaction (turns through triggers); the running session drains it into
+    # the index, and a failure leaves the row for a retry. Manual index entries and supersede
+    # marks live here too, so a rebuild of the index loses neither.
+    """
+    CREATE TABLE index_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        atom_id TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+        atom TEXT,                        -- JSON of the atom, when the source is not a turn row
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_try REAL NOT NULL DEFAULT 0  -- unix time before which a failed row is not retried
+    );
+    CREATE TRIGGER turns_to_outbox_insert AFTER INSERT ON turns BEGIN
+        INSERT INTO index_outbox (atom_id, op) VALUES ('turn:' || NEW.id, 'upsert');
+    END;
+    CREATE TRIGGER turns_to_outbox_update AFTER UPDATE OF content, status ON turns BEGIN
+        INSERT INTO index_outbox (atom_id, op) VALUES ('turn:' || NEW.id, 'upsert');
+    END;
+    CREATE TABLE manual_atoms (
+        id TEXT PRIMARY KEY, atom TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE superseded (
+        atom_id TEXT PRIMARY KEY, by_id TEXT NOT NULL, reason TEXT, at TEXT NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -153,3 +179,21 @@ def split_statements(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
+
+
+class Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error; nests by doing nothing inside."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self) -> None:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.outer = True
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if not self.outer:
+            return
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from .db import connect
+from .db import Transaction, connect
 from .render import DEFAULT_RESULT_MAX_CHARS, plain_text, render_turn
 from .tokens import BLOCK_OVERHEAD_TOKENS, SAFETY_MARGIN, TokenEstimator
 from .window import Budget, RowCost, plan_eviction
@@ -88,11 +88,11 @@ class TurnStore:
         self.close()
 
     # --- transactions ---------------------------------------------------------------------------
-    def transaction(self) -> "_Tx":
+    def transaction(self) -> Transaction:
         """`with store.transaction():` one write transaction (BEGIN IMMEDIATE ... COMMIT, rolled
         back on error). Nested uses join the outer one, so a caller can make several store
         writes, and its own statements on `store.conn`, atomic together."""
-        return _Tx(self.conn)
+        return Transaction(self.conn)
 
     # --- turns ----------------------------------------------------------------------------------
     def add_turn(self, role: str, blocks: list[dict[str, Any]], *, status: str = "complete",
@@ -239,6 +239,10 @@ class TurnStore:
         """Delete window and archive for good. Returns how many turns were deleted."""
         with self.transaction():
             n = self.count() + self.archived_count()
+            # The index forgets them too (through its outbox, in this same transaction).
+            self.conn.execute(
+                "INSERT INTO index_outbox (atom_id, op) SELECT 'turn:' || id, 'delete' FROM turns"
+                " UNION ALL SELECT 'turn:' || id, 'delete' FROM archive")
             for table in ("turns", "archive", "turn_fts", "evictions"):
                 self.conn.execute(f"DELETE FROM {table}")
         return n
@@ -320,6 +324,20 @@ class TurnStore:
                 (ratio, SAFETY_MARGIN, BLOCK_OVERHEAD_TOKENS))
         return ratio
 
+    def get_any(self, turn_id: int) -> tuple[Turn, str] | None:
+        """A turn by id from the window or the archive, with where it is ("window" | "archive")."""
+        for table, where in (("turns", "window"), ("archive", "archive")):
+            row = self.conn.execute(f"SELECT {_COLUMNS} FROM {table} WHERE id = ?", (turn_id,)).fetchone()
+            if row is not None:
+                return Turn.from_row(row), where
+        return None
+
+    def iter_all(self) -> Iterator[Turn]:
+        """Every turn, archive and window, in id order (for rebuilding the index)."""
+        for row in self.conn.execute(
+                f"SELECT {_COLUMNS} FROM archive UNION ALL SELECT {_COLUMNS} FROM turns ORDER BY id"):
+            yield Turn.from_row(row)
+
     def iter_archive(self) -> Iterator[Turn]:
         for row in self.conn.execute(f"SELECT {_COLUMNS} FROM archive ORDER BY id"):
             yield Turn.from_row(row)
@@ -337,21 +355,3 @@ def fts_query(text: str) -> str:
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on error; nests by doing nothing inside."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.outer = False
-
-    def __enter__(self) -> None:
-        if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.outer = True
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if not self.outer:
-            return
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

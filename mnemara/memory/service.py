@@ -1,0 +1,240 @@
+"""The memory index as the rest of mnemara uses it: opened lazily, fed from the outbox, searched.
+
+One `MemoryService` per process and instance. It holds its own SQLite connection (it runs in
+worker threads, never on the event loop) and serialises its work with a lock. Opening the index
+imports LanceDB (~2 s) and the embedder, so nothing opens it until memory is first used; a failure
+to open is one line (`MemoryUnavailable`) and is retried on the next use, never cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Sequence
+
+from ..errors import MnemaraError
+from ..index.atoms import Atom
+from ..store.turns import TurnStore
+from .outbox import Outbox, OutboxState
+from .sources import iter_source_atoms, turn_atom
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..index.embedders import Embedder
+    from ..index.lance import MemoryIndex, SearchResult
+    from ..instance import Instance
+
+DRAIN_BATCH = 2_000
+
+
+class MemoryUnavailable(MnemaraError):
+    """Memory is turned off, or the index cannot be opened: one line saying why and what to do."""
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    indexed: int = 0
+    deleted: int = 0
+    error: str | None = None   # the failure that left operations in the outbox
+
+
+@dataclass(frozen=True)
+class MemoryStatus:
+    enabled: bool
+    pending: int               # operations waiting in the outbox
+    failing: int
+    last_error: str | None
+    mode: str | None           # "hybrid" | "text" once the index is open, else None
+    note: str | None           # why retrieval is full-text only, or that a reindex is needed
+
+    def line(self) -> str:
+        if not self.enabled:
+            return "memory off (rag_enabled is false)"
+        parts = [f"memory {self.mode or 'not opened yet'}"]
+        if self.pending:
+            parts.append(f"{self.pending} to index" + (f", {self.failing} failing" if self.failing else ""))
+        if self.note:
+            parts.append(self.note)
+        if self.failing and self.last_error:
+            parts.append(f"last error: {self.last_error}")
+        return "; ".join(parts)
+
+
+class MemoryService:
+    def __init__(self, instance: "Instance", config: "Config", *,
+                 embedder: "Embedder | None | str" = "config") -> None:
+        self.instance = instance
+        self.config = config
+        self._embedder_choice = embedder  # "config": build from config; else this object (or None)
+        self._lock = threading.RLock()
+        self._store: TurnStore | None = None
+        self._index: "MemoryIndex | None" = None
+
+    # --- plumbing ------------------------------------------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        return bool(self.config.rag_enabled)
+
+    def store(self) -> TurnStore:
+        with self._lock:
+            if self._store is None:
+                self._store = TurnStore(self.instance.turns_path)
+            return self._store
+
+    @contextmanager
+    def locked_store(self) -> Iterator[TurnStore]:
+        """The service's own store connection, for writes from a worker thread."""
+        with self._lock:
+            yield self.store()
+
+    def make_embedder(self) -> "Embedder | None":
+        if self._embedder_choice != "config":
+            return self._embedder_choice  # type: ignore[return-value]
+        from ..index.embedders import make_embedder
+        kind = self.config.rag_embedder
+        if kind == "none":
+            return None
+        return make_embedder(kind, url=self.config.rag_embed_url, model=self.config.rag_embed_model)
+
+    def index(self) -> "MemoryIndex":
+        """The open index (opened on first use; a failure is retried next time)."""
+        if not self.enabled:
+            raise MemoryUnavailable("memory is turned off for this instance (rag_enabled is false)")
+        with self._lock:
+            if self._index is None:
+                from ..index.embedders import EmbedderUnavailable
+                from ..index.lance import MemoryIndex
+                try:
+                    self._index = MemoryIndex.open(self.instance.index_dir, self.make_embedder())
+                except EmbedderUnavailable as exc:
+                    raise MemoryUnavailable(f"the embedder is unavailable: {exc}") from None
+                except (OSError, RuntimeError, ValueError) as exc:
+                    raise MemoryUnavailable(
+                        f"cannot open the memory index at {self.instance.index_dir} "
+                        f"({type(exc).__name__}: {exc}); `mnemara reindex` rebuilds it") from None
+            return self._index
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._index = None
+
+    def warm(self) -> None:
+        """Open the index and load the embedder now, so the first recall does not wait for them."""
+        with self._lock:
+            index = self.index()
+            if index.embedder is not None and index.needs_reindex is None:
+                from ..index.embedders import EmbedderUnavailable
+                try:
+                    index.embedder.embed(["warm up"])
+                except EmbedderUnavailable:
+                    pass  # the index says so on the first search (full-text only)
+
+    # --- the outbox ----------------------------------------------------------------------------
+    def drain(self, limit: int = DRAIN_BATCH,
+              progress: Callable[[int, int], None] | None = None) -> DrainReport:
+        """Apply what the outbox holds to the index. A failure leaves it queued for a retry.
+        `progress(done, total)` is called after each batch."""
+        if not self.enabled:
+            return DrainReport()
+        with self._lock:
+            store = self.store()
+            outbox = Outbox(store.conn)
+            total = DrainReport()
+            expected = outbox.state().pending if progress else 0
+            while True:
+                items = outbox.take(limit)
+                if not items:
+                    return total
+                try:
+                    index = self.index()
+                except MemoryUnavailable as exc:
+                    outbox.failed(items, str(exc))
+                    return DrainReport(total.indexed, total.deleted, str(exc))
+                upserts, deletes = self._resolve(store, items)
+                try:
+                    index.upsert(upserts)
+                    index.delete(deletes)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    # LanceDB surfaces I/O and format problems as these; the writes stay queued.
+                    error = f"indexing failed ({type(exc).__name__}: {exc})"
+                    outbox.failed(items, error)
+                    return DrainReport(total.indexed, total.deleted, error)
+                outbox.done(items)
+                total = DrainReport(total.indexed + len(upserts), total.deleted + len(deletes))
+                if progress:
+                    progress(total.indexed + total.deleted, max(expected, total.indexed + total.deleted))
+                if len(items) < limit:
+                    return total
+
+    @staticmethod
+    def _resolve(store: TurnStore, items: Sequence[Any]) -> tuple[list[Atom], list[str]]:
+        """Turn the queued operations into atoms to write and ids to delete."""
+        superseded = {r[0] for r in store.conn.execute("SELECT atom_id FROM superseded")}
+        upserts: list[Atom] = []
+        deletes: list[str] = []
+        for item in items:
+            if item.op == "delete":
+                deletes.append(item.atom_id)
+            elif item.atom is not None:
+                upserts.append(item.atom)
+            elif item.atom_id.startswith("turn:"):
+                found = store.get_any(int(item.atom_id[5:]))
+                atom = turn_atom(found[0]) if found else None
+                if atom is not None:
+                    upserts.append(Atom(**{**atom.__dict__, "superseded": atom.id in superseded}))
+                elif found is None or found[0].status != "pending":
+                    deletes.append(item.atom_id)  # failed, emptied or purged
+                # a pending turn is indexed when it completes (that update queues it again)
+        return upserts, deletes
+
+    def status(self) -> MemoryStatus:
+        """Cheap: reads the outbox; reports the index's mode only if it is already open."""
+        if not self.enabled:
+            return MemoryStatus(False, 0, 0, None, None, None)
+        with self._lock:
+            state: OutboxState = Outbox(self.store().conn).state()
+            mode = note = None
+            if self._index is not None:
+                note = self._index.needs_reindex
+                mode = "text" if (note or self._index.embedder is None) else "hybrid"
+                if self._index.embedder is None and not note:
+                    note = "full-text only: no embedder configured (rag_embedder is none)"
+            return MemoryStatus(True, state.pending, state.failing, state.last_error, mode, note)
+
+    # --- retrieval -----------------------------------------------------------------------------
+    def search(self, query: str, *, k: int = 10, kinds: Sequence[str] | None = None,
+               since: str | None = None, until: str | None = None,
+               exclude_ids: Collection[str] = (), now: datetime | None = None) -> "SearchResult":
+        """Drain first (a note written a moment ago is found), then hybrid retrieval."""
+        with self._lock:
+            report = self.drain()
+            result = self.index().search(query, k=k, kinds=kinds, since=since, until=until,
+                                         exclude_ids=exclude_ids, now=now)
+            if report.error and not result.note:
+                result.note = f"some recent memory is not indexed yet: {report.error}"
+            return result
+
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the index from the sources with the configured embedder."""
+        from ..index.embedders import EmbedderUnavailable
+        from ..index.lance import MemoryIndex
+        with self._lock:
+            store = self.store()
+            outbox = Outbox(store.conn)
+            covered = outbox.last_seq()  # what was queued before the sources are read
+            atoms = list(iter_source_atoms(self.instance, store, self.config))
+            try:
+                index = MemoryIndex.open(self.instance.index_dir, self.make_embedder())
+                index.rebuild(atoms, progress)
+            except EmbedderUnavailable as exc:
+                raise MemoryUnavailable(f"the embedder is unavailable, nothing was rebuilt: {exc}") from None
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise MemoryUnavailable(f"rebuilding the index failed ({type(exc).__name__}: {exc})") from None
+            outbox.clear(covered)  # the rebuild took it all in
+            self._index = None  # reopen: the embedder recorded in the index changed
+            return len(atoms)

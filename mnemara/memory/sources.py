@@ -1,0 +1,81 @@
+"""Memory atoms built from their sources: turns, notes, wiki pages and manual entries.
+
+The index is derived data: everything in it can be rebuilt from these (`iter_source_atoms`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from ..index.atoms import Atom
+from ..store.render import plain_text
+from .notes import Note, iter_notes
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..instance import Instance
+    from ..store.turns import Turn, TurnStore
+
+INDEXED_STATUSES = ("complete", "interrupted")  # pending turns are indexed when they finish
+
+
+def iso_utc(stamp: str) -> str:
+    """Any ISO-8601 timestamp as `YYYY-MM-DDTHH:MM:SSZ` in UTC (unparseable: returned as is)."""
+    try:
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def turn_atom(turn: "Turn") -> Atom | None:
+    """The atom of a stored turn, or None when the turn is not (or no longer) indexable."""
+    if turn.status not in INDEXED_STATUSES:
+        return None
+    text = plain_text(turn.blocks)  # recall blocks excluded: they copy other atoms
+    if not text.strip():
+        return None
+    return Atom(id=f"turn:{turn.id}", kind="turn", text=text, created_at=turn.created_at,
+                turn_id=turn.id, role=turn.role)
+
+
+def note_id(path: Path, line: int) -> str:
+    return f"note:{Path(path).name}:{line}"
+
+
+def note_atom(note: Note) -> Atom:
+    return Atom(id=note_id(note.path, note.line), kind="note", text=note.body,
+                created_at=iso_utc(note.at), source=f"memory/{note.path.name}", line=note.line,
+                category=note.category)
+
+
+def iter_source_atoms(instance: "Instance", store: "TurnStore", config: "Config") -> Iterator[Atom]:
+    """Every atom the index should hold, superseded ones marked."""
+    superseded = {r[0] for r in store.conn.execute("SELECT atom_id FROM superseded")}
+
+    def mark(atom: Atom) -> Atom:
+        if atom.id in superseded:
+            return Atom(**{**atom.__dict__, "superseded": True})
+        return atom
+
+    for turn in store.iter_all():
+        atom = turn_atom(turn)
+        if atom is not None:
+            yield mark(atom)
+    if config.rag_auto_index_memory:
+        for note in iter_notes(instance.memory_dir):
+            if note.body.strip():
+                yield mark(note_atom(note))
+    if config.rag_auto_index_wiki and instance.wiki_dir.is_dir():
+        from .wiki import Wiki, page_atoms
+        wiki = Wiki(instance.wiki_dir)
+        for entry in wiki.list():
+            for atom in page_atoms(wiki.read(entry.slug)):
+                yield mark(atom)
+    for (data,) in store.conn.execute("SELECT atom FROM manual_atoms ORDER BY created_at"):
+        yield mark(Atom.from_json(json.loads(data)))
