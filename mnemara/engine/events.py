@@ -57,6 +57,18 @@ class Notice:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Recalled:
+    """Memories recalled into the user's turn before it was sent (stored with it, re-sent as is).
+
+    `items` are the recall block's items: id, kind, time, score, signals, text."""
+
+    items: list[dict[str, Any]]
+    tokens: int
+    mode: str                     # "hybrid" | "text"
+    summary: str                  # one line: "⟲ recalled 2 memories: turn #12, note ..."
+
+
 @dataclass
 class PermissionRequest:
     tool: str
@@ -123,14 +135,15 @@ class TurnFinished:
     text: str = ""
 
 
-Event = TextDelta | TextDone | Thinking | ToolCall | ToolResult | Notice | PermissionRequest | TurnFinished
+Event = (TextDelta | TextDone | Thinking | ToolCall | ToolResult | Notice | Recalled | PermissionRequest
+         | TurnFinished)
 
 
 def event_json(event: Event) -> dict[str, Any]:
     """A JSON-ready dict for `mnemara ask --json`: {"event": "<name>", ...fields}."""
     name = {TextDelta: "text_delta", TextDone: "text", Thinking: "thinking", ToolCall: "tool_call",
-            ToolResult: "tool_result", Notice: "notice", PermissionRequest: "permission_request",
-            TurnFinished: "turn_finished"}[type(event)]
+            ToolResult: "tool_result", Notice: "notice", Recalled: "recalled",
+            PermissionRequest: "permission_request", TurnFinished: "turn_finished"}[type(event)]
     if isinstance(event, PermissionRequest):
         body = {"tool": event.tool, "input": event.input, "summary": event.summary, "reason": event.reason}
     else:
@@ -147,3 +160,5 @@ class SessionStats:
     session_cost_usd: float = 0.0
     turns_run: int = 0
     archived_this_session: int = 0
+    last_recall: "Recalled | None" = None   # what the latest turn recalled (None: nothing)
+    memory: Any = None                      # the latest MemoryStatus, refreshed off the event loop

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -16,13 +16,9 @@ from typing import Any, Callable
 from ..config import Config
 from ..fsutil import PRIVATE_FILE, atomic_write_text, ensure_private_dir
 from ..instance import Instance
-from ..memory.notes import append_note
 from ..store.turns import Turn, TurnStore
 from ..claude_tools import summarize_tool_call
 from .events import SessionStats
-
-MemoryHook = Callable[[Path, str, str, "dict[str, Any] | None"], None]
-
 
 class ToolError(Exception):
     """A failure the model should read and can fix (bad id, bad duration, ...)."""
@@ -42,29 +38,33 @@ class ToolContext:
     stats: SessionStats
     notify: Callable[[str, str], None] = _no_notice  # (kind, text): eviction, warning, error
     system_prompt_tokens: int = 0  # the engine sets it each turn
-    after_write_memory: list[MemoryHook] = field(default_factory=list)  # (path, text, category, payload)
+    memory: Any = None  # the MemoryService; made on first use when the engine did not give one
+    last_recall: Any = None  # the engine's latest RecallPick, for inspect_context
+
+    def memory_service(self) -> Any:
+        if self.memory is None:
+            from ..memory.service import MemoryService
+            self.memory = MemoryService(self.instance, self.config)
+        self.memory.config = self.config  # the user may have changed it since (/recall, /tokens)
+        return self.memory
 
 
 # --- memory ------------------------------------------------------------------------------------
 
 def write_memory(ctx: ToolContext, args: dict[str, Any]) -> str:
+    from ..memory.writes import write_note
     text, category = args["text"], args["category"]
     payload = {k: v for k, v in (args.get("payload") or {}).items() if v not in (None, "")} or None
     try:
-        path = append_note(ctx.instance.memory_dir, text, category, payload)
-    except ValueError as exc:  # empty text, bad category
+        with ctx.memory_service().locked_store() as store:
+            written = write_note(ctx.instance, store, ctx.config, text, category, payload)
+    except ValueError as exc:  # empty text, bad category, bad wiki slug
         raise ToolError(str(exc)) from None
     except OSError as exc:
         raise ToolError(f"could not write the memory file: {exc}") from None
-    reply = f"Saved a {category!r} note to {_shown(ctx, path)}."
-    for hook in ctx.after_write_memory:
-        # The note is on disk; an indexer that fails must not turn that into a failed write.
-        try:
-            hook(path, text, category, payload)
-        except Exception as exc:  # noqa: BLE001 - any hook failure becomes a warning
-            warning = f"the note was saved, but {_hook_name(hook)} failed: {type(exc).__name__}: {exc}"
-            ctx.notify("warning", warning)
-            reply += f"\nWarning: {warning}"
+    reply = f"Saved a {category!r} note to {_shown(ctx, written.path)} (id {written.id})."
+    if written.wiki is not None:
+        reply += f" Also appended to the wiki page {written.wiki.slug!r}."
     return reply
 
 
@@ -149,11 +149,30 @@ def inspect_context(ctx: ToolContext, args: dict[str, Any]) -> str:
         f"- token estimate: {est.chars_per_token:.2f} chars/token"
         f" ({f'calibrated from {est.samples} request(s)' if est.samples else 'default, not calibrated yet'})",
     ]
+    lines.append(_recall_line(ctx))
     evictions = store.evictions(5)
     lines.append("- recent evictions:" if evictions else "- recent evictions: none")
     lines += [f"  - {e['at']}: {e['turns']} turn(s), ~{e['est_tokens']:,} tokens ({e['reason']})"
               for e in evictions]
     return "\n".join(lines)
+
+
+def _recall_line(ctx: ToolContext) -> str:
+    cfg = ctx.config
+    if not cfg.rag_enabled:
+        return "- memory: off (rag_enabled is false); nothing is recalled"
+    picked = ctx.last_recall
+    state = "auto" if cfg.recall == "auto" else "off (rag_query still searches)"
+    line = f"- recall: {state}, threshold {cfg.recall_min_score:.2f}, at most {cfg.recall_k} memories"
+    if picked is not None and picked.block:
+        ids = ", ".join(i["id"] for i in picked.block["items"])
+        line += f"; this turn recalled {len(picked.block['items'])} (~{picked.tokens:,} tokens): {ids}"
+    elif picked is not None:
+        line += f"; nothing recalled this turn ({picked.considered} candidate(s) below the threshold)"
+    memory = ctx.stats.memory
+    if memory is not None:
+        line += f"\n- memory index: {memory.line()}"
+    return line
 
 
 def pin_turn(ctx: ToolContext, args: dict[str, Any]) -> str:
@@ -276,7 +295,3 @@ def _shown(ctx: ToolContext, path: Path) -> str:
         return str(path.relative_to(ctx.instance.root))
     except ValueError:
         return str(path)
-
-
-def _hook_name(hook: Callable[..., Any]) -> str:
-    return getattr(hook, "__qualname__", None) or type(hook).__name__

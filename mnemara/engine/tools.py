@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import MnemaraError
 from . import tool_handlers as h
 from .tool_handlers import ToolContext, ToolError
 
@@ -280,7 +281,7 @@ async def call_tool(ctx: ToolContext, name: str, args: Any) -> dict[str, Any]:
             return _result(await asyncio.to_thread(spec.handler, ctx, checked))
         # The others take well under a millisecond (SQLite rows, small file appends).
         return _result(spec.handler(ctx, checked))
-    except ToolError as exc:
+    except (ToolError, MnemaraError) as exc:  # a mistake the model can read and fix
         return _result(str(exc), True)
     except Exception as exc:  # noqa: BLE001 - a bug in one tool must not end the user's turn
         text = f"{spec.name} failed: {type(exc).__name__}: {exc}"
@@ -306,3 +307,8 @@ def build_sdk_server(ctx: ToolContext) -> "McpSdkServerConfig":
                         annotations=ToolAnnotations(readOnlyHint=t.read_only))
              for t in active_tools(ctx.config)]
     return create_sdk_mcp_server(SERVER_NAME, tools=tools)
+
+
+# Features register their tools on import; importing them here makes the registry complete for
+# everyone who imports it (their handlers import their backends lazily).
+from ..memory import tools as _memory_tools  # noqa: E402,F401

@@ -18,12 +18,13 @@ from typing import Any, AsyncIterator, Callable
 
 from ..config import Config
 from ..debuglog import DebugLog
+from ..errors import MnemaraError
 from ..instance import Instance
 from ..store import Budget, TurnStore
 from ..store.blocks import (result_text, text_block, thinking_block, tool_result_block,
                             tool_use_block)
 from ..claude_tools import summarize_tool_call
-from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
+from .events import (Event, Notice, Recalled, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
                      ToolResult, TurnFinished, Usage)
 from .failures import explain
 from .gate import PermissionGate
@@ -40,7 +41,7 @@ _DONE = object()
 class TurnEngine:
     def __init__(self, instance: Instance, *, config: Config | None = None,
                  cli_path: str | Path | None = None, env: dict[str, str] | None = None,
-                 unattended: str | None = None) -> None:
+                 unattended: str | None = None, embedder: Any = "config") -> None:
         self.instance = instance
         self.config = config or instance.load_config()
         self.store = TurnStore(instance.turns_path, result_max_chars=self.config.tool_result_max_chars)
@@ -51,8 +52,12 @@ class TurnEngine:
         self.unattended = unattended
         self.cwd = Path(self.config.cwd).expanduser() if self.config.cwd else Path.cwd()
         self.policy = self._make_policy()
+        from ..memory.service import MemoryService  # light: the index opens on first use
+        self.memory = MemoryService(instance, self.config, embedder=embedder)
         self.tools = ToolContext(instance=instance, config=self.config, store=self.store,
-                                 stats=self.stats, notify=self._tool_notice)
+                                 stats=self.stats, notify=self._tool_notice, memory=self.memory)
+        self._memory_notes_shown: set[str] = set()
+        self._drainer: asyncio.Task[Any] | None = None
         self._client: Any = None
         self._interrupted = False
         # Shown by every front end when it starts.
@@ -77,11 +82,13 @@ class TurnEngine:
             self.instance.save_config(config)
         self.config = config
         self.tools.config = config
+        self.memory.config = config
         self.store.result_max_chars = config.tool_result_max_chars
         self.policy = self._make_policy(self.policy.session_grants)  # "s" answers survive
 
     def close(self) -> None:
         self.store.close()
+        self.memory.close()
 
     def _tool_notice(self, kind: str, text: str) -> None:
         self._tool_notices.append(Notice(kind, text))
@@ -160,9 +167,12 @@ class TurnEngine:
             await emit(Notice("warning", role.warning))
             self.log.write("role_doc", warning=role.warning)
         self.tools.system_prompt_tokens = self.store.estimator.estimate(role.text)
-        await self._enforce_budget(text, emit)
-        user = self.store.add_turn("user", [text_block(text)], status="pending",
-                                   model=self.config.model)
+        # The budget is enforced first, with room for the most a recall may add, so what this
+        # eviction moves out of the window can be recalled right away when it matters.
+        await self._enforce_budget(text, emit, reserve_tokens=self._recall_reserve())
+        recalled = await self._recall(text, emit)
+        blocks = [recalled, text_block(text)] if recalled else [text_block(text)]
+        user = self.store.add_turn("user", blocks, status="pending", model=self.config.model)
         blocks = window_blocks(self.store.sendable_renderings())
         chars = len(role.text) + sum(len(b["text"]) for b in blocks)
         return _Prepared(role.text, user.id, user_message(blocks), chars)
@@ -230,7 +240,86 @@ class TurnEngine:
             api_calls=getattr(result, "num_turns", None) or len(state.message_ids),
             error=error, text=state.final_text())
 
-    async def _enforce_budget(self, text: str, emit: Callable[[Any], Any]) -> None:
+    def _recall_reserve(self) -> int:
+        if self.config.recall != "auto" or not self.memory.enabled:
+            return 0
+        from ..memory.recall import budget_tokens
+        return budget_tokens(self.config)
+
+    async def _recall(self, text: str, emit: Callable[[Any], Any]) -> dict[str, Any] | None:
+        """Automatic recall for this message: the recall block to store in the user's turn, or
+        None. Runs in a worker thread; a memory failure is a notice, never a failed turn."""
+        self.stats.last_recall = None
+        self.tools.last_recall = None
+        if self.config.recall != "auto" or not self.memory.enabled:
+            return None
+        from ..memory import recall
+        from ..memory.service import MemoryUnavailable
+        last_reply = next((t.text for t in reversed(self.store.window())
+                           if t.role == "assistant" and t.status != "failed"), "")
+
+        def work() -> Any:
+            with self.memory.locked_store() as store:
+                picked = recall.pick(self.memory, store, self.config, text, last_reply)
+                self.stats.memory = self.memory.status()
+                return picked
+
+        try:
+            picked = await asyncio.to_thread(work)
+        except (MemoryUnavailable, OSError, RuntimeError, ValueError) as exc:
+            # LanceDB reports I/O and format trouble with these; the turn goes on without recall.
+            await self._memory_note(f"recall skipped: {exc}", emit)
+            self.log.write("recall_failed", error=f"{type(exc).__name__}: {exc}")
+            return None
+        if picked.note:
+            await self._memory_note(f"memory: {picked.note}", emit)
+        self.tools.last_recall = picked
+        if picked.block is None:
+            return None
+        from ..views import recall_summary
+        event = Recalled(picked.block["items"], picked.tokens, picked.mode, recall_summary(picked.block))
+        self.stats.last_recall = event
+        self.log.write("recall", ids=[i["id"] for i in picked.block["items"]], tokens=picked.tokens,
+                       considered=picked.considered)
+        await emit(event)
+        return picked.block
+
+    async def _memory_note(self, text: str, emit: Callable[[Any], Any]) -> None:
+        """A memory warning, shown once per session (it would repeat every turn otherwise)."""
+        if text in self._memory_notes_shown:
+            return
+        self._memory_notes_shown.add(text)
+        await emit(Notice("warning", text))
+
+    def drain_in_background(self, on_done: Callable[[], Any] | None = None, *,
+                            warm: bool = False) -> None:
+        """Index what the outbox holds in a worker thread (one at a time), so the next recall
+        finds it indexed; `stats.memory` is refreshed after, then `on_done` runs. `warm` also
+        opens the index and loads the embedder (the TUI does it after its first paint)."""
+        if not self.memory.enabled or (self._drainer is not None and not self._drainer.done()):
+            return
+
+        def work() -> Any:
+            if warm:
+                self.memory.warm()
+            report = self.memory.drain()
+            self.stats.memory = self.memory.status()
+            return report
+
+        async def drain() -> None:
+            try:
+                report = await asyncio.to_thread(work)
+            except (OSError, RuntimeError, ValueError, MnemaraError) as exc:
+                self.log.write("index_drain_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                if report.error:
+                    self.log.write("index_drain_failed", error=report.error)
+            if on_done is not None:
+                on_done()
+
+        self._drainer = asyncio.get_running_loop().create_task(drain())
+
+    async def _enforce_budget(self, text: str, emit: Callable[[Any], Any], *, reserve_tokens: int = 0) -> None:
         cfg = self.config
         system_tokens = self.tools.system_prompt_tokens
         room = cfg.max_window_tokens - system_tokens
@@ -238,7 +327,7 @@ class TurnEngine:
             await emit(Notice("warning", f"the role doc alone (~{system_tokens:,} tokens) exceeds "
                                          f"max_window_tokens ({cfg.max_window_tokens:,})"))
             room = 1
-        incoming = self.store.estimator.estimate_chars(len(text) + RENDER_OVERHEAD)
+        incoming = self.store.estimator.estimate_chars(len(text) + RENDER_OVERHEAD) + reserve_tokens
         # Room for the new message and its reply, so the window never grows past the budget.
         eviction = self.store.apply_budget(Budget(cfg.max_window_turns, room), incoming_turns=2,
                                            incoming_tokens=incoming, low_water=LOW_WATER)

@@ -130,9 +130,8 @@ async def _context(engine: "TurnEngine", arg: str) -> Outcome:
 @command("clear", "/clear", "Move every window turn to the archive (searchable, not deleted).",
          while_busy=False)
 def _clear(engine: "TurnEngine", arg: str) -> Outcome:
-    ev = engine.store.clear()
-    n = len(ev.ids) if ev else 0
-    return Outcome(f"moved {n} turn{'s' if n != 1 else ''} to the archive; the window is empty")
+    from ..ops.window import clear
+    return Outcome(clear(engine.store))
 
 
 @command("models", "/models", "List model shortcuts for /swap.")
@@ -209,14 +208,36 @@ def _proposals(engine: "TurnEngine", arg: str) -> Outcome:
     return Outcome("\n".join(str(f) for f in files))
 
 
-@command("search", "/search QUERY", "Search the window, the archive and memory notes.")
+@command("search", "/search QUERY", "Full-text search of the window, the archive and memory notes.")
 def _search(engine: "TurnEngine", arg: str) -> Outcome:
-    from ..memory.notes import search_notes
+    from ..ops.memory import search
     from ..views import format_hit
     if not arg:
         raise CommandError("usage: /search QUERY")
-    hits: list[Any] = [*engine.store.search(arg, 10), *search_notes(engine.instance.memory_dir, arg, 10)]
+    hits = search(engine.instance, arg, 20, store=engine.store)
     return Outcome("\n".join(format_hit(h) for h in hits) or f"no matches for {arg!r}")
+
+
+@command("recall", "/recall [on|off|QUERY]",
+         "Automatic recall on or off (no argument: toggle); with a QUERY, show what memory recalls for it.")
+async def _recall(engine: "TurnEngine", arg: str) -> Outcome:
+    if arg.lower() in ("", "on", "off"):
+        want = {"on": "auto", "off": "off"}.get(arg.lower(),
+                                                "off" if engine.config.recall == "auto" else "auto")
+        engine.set_config(engine.config.replace(recall=want))
+        if want == "auto" and not engine.config.rag_enabled:
+            return Outcome("recall is on, but memory is off for this instance (rag_enabled is "
+                           "false): nothing will be recalled", "warning")
+        return Outcome("automatic recall is " + ("on: relevant memories are recalled into each "
+                                                  "message" if want == "auto" else "off"))
+    return await _tool(engine, "rag_query", {"question": arg, "k": 8})
+
+
+@command("wiki", "/wiki [PAGE]", "List the wiki pages, or show one.")
+async def _wiki(engine: "TurnEngine", arg: str) -> Outcome:
+    if not arg:
+        return await _tool(engine, "wiki_list", {})
+    return await _tool(engine, "wiki_read", {"path": arg})
 
 
 @command("retry", "/retry", "Resend the last failed message.", while_busy=False)

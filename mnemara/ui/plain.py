@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from ..engine.events import (Notice, PermissionRequest, TextDelta, TextDone, Thinking, ToolCall,
-                             ToolResult, TurnFinished)
+from ..engine.events import (Notice, PermissionRequest, Recalled, TextDelta, TextDone, Thinking,
+                             ToolCall, ToolResult, TurnFinished)
 
 _STYLE = {"dim": "\033[2m", "red": "\033[31m", "yellow": "\033[33m", "cyan": "\033[36m",
           "green": "\033[32m", "reset": "\033[0m"}
@@ -57,6 +57,8 @@ class PlainRenderer:
             style = "red" if event.is_error else "dim"
             self._line(self._c(style, f"  {label}{first}" + (f"  (+{n - 1} lines)" if n > 1 else "")),
                        self.err)
+        elif isinstance(event, Recalled):
+            self._line(self._c("dim", f"{event.summary} (~{event.tokens:,} tokens)"), self.err)
         elif isinstance(event, Notice):
             style = {"error": "red", "warning": "yellow", "eviction": "yellow"}.get(event.kind, "dim")
             self._line(self._c(style, f"[{event.kind}] {event.text}"), self.err)

@@ -103,6 +103,7 @@ class Repl:
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
+        self.engine.drain_in_background()  # index this turn while the user reads the reply
         return self._sigints > 1
 
     async def _consume(self, events: AsyncIterator[Any]) -> None:

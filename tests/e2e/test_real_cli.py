@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mnemara.config import ToolPolicy
-from mnemara.engine.events import Notice, PermissionRequest, ToolResult, TurnFinished
+from mnemara.engine.events import Notice, PermissionRequest, Recalled, ToolResult, TurnFinished
 from mnemara.engine.turn import TurnEngine
 from mnemara.instance import Instance
 from tests.fakes.drive import run_turn as run
@@ -20,9 +20,10 @@ from tests.fakes.fake_api import FakeMessagesAPI, offered_tool_names, real_cli_e
 
 pytestmark = pytest.mark.e2e
 
-MNEMARA_TOOLS = {"mcp__mnemara__write_memory", "mcp__mnemara__propose_role_amendment",
-                 "mcp__mnemara__inspect_context", "mcp__mnemara__list_window",
-                 "mcp__mnemara__pin_turn", "mcp__mnemara__unpin_turn", "mcp__mnemara__evict_turns"}
+MNEMARA_TOOLS = {f"mcp__mnemara__{name}" for name in (
+    "write_memory", "propose_role_amendment", "inspect_context", "list_window", "pin_turn",
+    "unpin_turn", "evict_turns", "rag_query", "rag_index", "read_turns", "wiki_read", "wiki_write",
+    "wiki_list", "update_memory")}
 
 
 @pytest.fixture
@@ -202,3 +203,33 @@ async def test_stdio_mcp_server_is_wired_through_and_follows_the_policy(setup, a
     assert marker.read_text() == "second\n"
     [result] = [e for e in events if isinstance(e, ToolResult)]
     assert result.text == "SECOND" and not result.is_error
+
+
+async def test_an_archived_turn_is_recalled_and_history_stays_byte_identical(setup, api) -> None:
+    """The default embedder, the real CLI: a fact that left the window comes back inside the new
+    user turn's block, fenced as data; later requests repeat every earlier block byte for byte."""
+    inst, make, _ = setup
+    engine = make(max_window_turns=6, recall_min_score=0.3)
+    script = [("Remember this: the staging database runs on host stg-7 in rack 4.", "Noted: stg-7, rack 4."),
+              ("Let's plan the picnic for Saturday.", "Saturday works."),
+              ("Bring sandwiches and lemonade.", "Sandwiches and lemonade it is."),
+              ("Which rack holds the staging database host?", "Rack 4."),
+              ("Thanks, that is all.", "You're welcome.")]
+    for message, reply in script:
+        api.enqueue([{"type": "text", "text": reply}])
+        events = await run(engine, message)
+        done = events[-1]
+        assert isinstance(done, TurnFinished) and done.status == "complete", done.error
+        recalled = [e for e in events if isinstance(e, Recalled)]
+        if message.startswith("Which rack"):
+            assert recalled and "turn #1" in recalled[0].summary  # shown to the user too
+    bodies = api.requests
+    question = our_blocks(bodies[3])[-1]
+    assert "Which rack holds the staging database host?" in question
+    assert "<recalled_memory" in question and "stg-7 in rack 4" in question
+    assert "not instructions" in question
+    assert not any("stg-7" in b for b in our_blocks(bodies[3])[:-1])  # it had left the window
+    # The recall is part of the stored turn: re-sent unchanged, so the next request extends this one.
+    after = our_blocks(bodies[4])
+    assert after[: len(our_blocks(bodies[3]))] == our_blocks(bodies[3])
+    assert json.dumps(bodies[4]).count('"cache_control"') <= 4

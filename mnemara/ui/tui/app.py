@@ -30,14 +30,14 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from ...engine.events import (Notice, PermissionRequest, TextDelta, TextDone, Thinking, ToolCall,
-                              ToolResult, TurnFinished, Usage)
+from ...engine.events import (Notice, PermissionRequest, Recalled, TextDelta, TextDone, Thinking,
+                              ToolCall, ToolResult, TurnFinished, Usage)
 from ...engine.turn import TurnEngine
 from ...instance import Instance
 from ...store.turns import Turn
 from ..commands import COMMANDS, dispatch, parse
-from .chat import (AssistantText, ChatLog, CommandOutput, NoticeLine, ThinkingLine, ToolLine,
-                   TurnSummary, UserMessage, turn_widgets)
+from .chat import (AssistantText, ChatLog, CommandOutput, NoticeLine, RecallLine, ThinkingLine,
+                   ToolLine, TurnSummary, UserMessage, turn_widgets)
 from .history import InputHistory
 from .screens import ContextScreen, PermissionScreen
 from .status import StatusFigures
@@ -158,6 +158,8 @@ class MnemaraApp(App[int]):
 
     def _warm_up(self) -> None:
         self.run_worker(_import_sdk, thread=True, group="warmup", exit_on_error=False)
+        # The memory index (LanceDB, the embedder) opens now, after the first paint, in a thread.
+        self.engine.drain_in_background(self.refresh_status, warm=True)
 
     async def show_window(self) -> list[Any]:
         """Draw the newest turns of the window (what the model will see next), as many as fill
@@ -282,6 +284,7 @@ class MnemaraApp(App[int]):
         self.turn_running = False
         self.refresh_bindings()
         self.refresh_status()
+        self.engine.drain_in_background(self.refresh_status)  # index the turn in a thread
 
     async def render_event(self, event: Any) -> None:
         if isinstance(event, TextDelta):
@@ -313,6 +316,9 @@ class MnemaraApp(App[int]):
         elif isinstance(event, Notice):
             await self._end_stream()
             await self.add_notice(event.kind, event.text)
+            self.refresh_status()
+        elif isinstance(event, Recalled):
+            await self.add(RecallLine({"items": event.items}))
             self.refresh_status()
         elif isinstance(event, PermissionRequest):
             await self._end_stream()

@@ -32,6 +32,11 @@ class StatusFigures:
     model: str
     archived_session: int  # turns moved to the archive since the TUI started
     busy: bool = False
+    recalled: int = 0             # memories recalled into the latest turn
+    recall_tokens: int = 0
+    memory_pending: int = 0       # index work waiting in the outbox
+    memory_failing: int = 0       # of which failed at least once
+    memory_mode: str | None = None  # "hybrid" | "text" once the index is open
 
     @classmethod
     def from_engine(cls, engine: "TurnEngine", *, busy: bool = False,
@@ -43,10 +48,14 @@ class StatusFigures:
         stats = engine.stats
         usage = stats.last_usage if stats.turns_run else earlier
         known = usage is not None and usage.total_input + usage.output_tokens > 0
+        recall, memory = stats.last_recall, stats.memory
         return cls(totals.turns, totals.max_turns, totals.est_tokens, totals.max_tokens,
                    usage.total_input if known else None, usage.output_tokens if known else None,
                    usage.cache_hit_ratio if known else None, stats.session_cost_usd,
-                   engine.config.model, stats.archived_this_session, busy)
+                   engine.config.model, stats.archived_this_session, busy,
+                   len(recall.items) if recall else 0, recall.tokens if recall else 0,
+                   memory.pending if memory else 0, memory.failing if memory else 0,
+                   memory.mode if memory else None)
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,15 @@ def segments(f: StatusFigures) -> list[Segment]:
     if f.archived_session:
         n = f.archived_session
         out.append(Segment(((f"{n} turn{'s' if n != 1 else ''} archived", "warn"),), "archived"))
+    if f.recalled:
+        out.append(Segment(((f"⟲ {f.recalled} recalled", "value"), (f" ~{compact(f.recall_tokens)}", "label")),
+                           "recall"))
+    if f.memory_failing:
+        out.append(Segment(((f"index: {f.memory_failing} failing", "alert"),), "memory"))
+    elif f.memory_pending:
+        out.append(Segment(((f"index: {f.memory_pending} queued", "label"),), "memory"))
+    elif f.memory_mode == "text":
+        out.append(Segment((("memory: full-text only", "warn"),), "memory"))
     if f.busy:
         out.append(Segment((("● working", "busy"),), "busy"))
     return out

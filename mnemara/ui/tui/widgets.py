@@ -186,7 +186,7 @@ class PromptInput(TextArea):
 
 STATUS_STYLES = {"label": "dim", "value": "", "model": "bold", "warn": "bold yellow",
                  "busy": "bold cyan", "meter-ok": "green", "meter-warn": "yellow",
-                 "meter-alert": "bold red", "meter-empty": "dim"}
+                 "meter-alert": "bold red", "meter-empty": "dim", "alert": "bold red"}
 
 
 class StatusBar(Widget):
