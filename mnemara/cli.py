@@ -172,27 +172,26 @@ def show(instance_name: str, last: int | None, as_json: bool, as_prompt: bool) -
 
 
 def _show_prompt(inst: Instance, cfg: Any, as_json: bool) -> None:
-    from .engine.prompt import read_role_doc, window_blocks
-    from .store import TurnStore
-    role = read_role_doc(cfg.role_doc_path)
-    turns = []
-    if inst.turns_path.exists():
-        with TurnStore(inst.turns_path, readonly=True) as store:
-            turns = store.sendable()
-    blocks = window_blocks([t.rendered for t in turns])
+    from .ops.window import request_preview
+    preview = request_preview(inst, cfg)
     if as_json:
-        click.echo(json.dumps({"system_prompt": role.text, "blocks": blocks,
-                               "warning": role.warning}, indent=2, ensure_ascii=False))
+        click.echo(json.dumps({"system_prompt": preview.system_prompt, "blocks": preview.blocks,
+                               "warning": preview.role_warning}, indent=2, ensure_ascii=False))
         return
-    if role.warning:
-        click.echo(f"mnemara: warning: {role.warning}", err=True)
-    click.echo(f"===== system prompt ({len(role.text):,} characters, from {cfg.role_doc_path or 'no role doc'}) =====")
-    click.echo(role.text)
-    click.echo(f"===== user message: {len(blocks)} block(s) from the window, then your next message =====")
-    for turn, block in zip(turns, blocks):
-        click.echo(f"----- block: turn {turn.id} ({turn.role}, ~{turn.est_tokens:,} tokens) -----")
+    if preview.role_warning:
+        click.echo(f"mnemara: warning: {preview.role_warning}", err=True)
+    click.echo(f"===== system prompt ({len(preview.system_prompt):,} characters, "
+               f"from {cfg.role_doc_path or 'no role doc'}) =====")
+    click.echo(preview.system_prompt)
+    click.echo(f"===== user message: {len(preview.blocks)} block(s) from the window, then your next message =====")
+    for turn, block in zip(preview.turns, preview.blocks):
+        recalled = preview.recalled(turn)
+        extra = f", {recalled} recalled memor{'y' if recalled == 1 else 'ies'} inside" if recalled else ""
+        click.echo(f"----- block: turn {turn.id} ({turn.role}, ~{turn.est_tokens:,} tokens{extra}) -----")
         click.echo(block["text"])
-    click.echo("----- block: your next message -----")
+    recall = ("recalled memories relevant to it are added inside its block"
+              if cfg.recall == "auto" and cfg.rag_enabled else "automatic recall is off")
+    click.echo(f"----- block: your next message ({recall}) -----")
 
 
 @main.command()
@@ -237,9 +236,8 @@ def clear(instance_name: str, purge: bool, yes: bool) -> None:
     inst = _existing(instance_name)
     with TurnStore(inst.turns_path) as store:
         if not purge:
-            ev = store.clear()
-            n = len(ev.ids) if ev else 0
-            click.echo(f"moved {n} turn{'s' if n != 1 else ''} to the archive; the window is empty")
+            from .ops.window import clear as clear_window
+            click.echo(clear_window(store))
             return
         total = store.count() + store.archived_count()
         if not yes:
@@ -301,15 +299,12 @@ def role(instance_name: str, set_path: str | None, show_doc: bool) -> None:
 @click.option("--category", "-c", default="note", show_default=True, help="Category in the note header.")
 @click.argument("text", nargs=-1, required=True)
 def note(instance_name: str, category: str, text: tuple[str, ...]) -> None:
-    """Append a memory note to memory/YYYY-MM-DD.md. TEXT '-' reads stdin."""
-    from .memory.notes import append_note
+    """Append a memory note to memory/YYYY-MM-DD.md (queued for the index). TEXT '-' reads stdin."""
+    from .ops.memory import note as write_note
     body = sys.stdin.read() if text == ("-",) else " ".join(text)
     inst = _ensure(instance_name)
-    try:
-        path = append_note(inst.memory_dir, body, category)
-    except ValueError as exc:
-        raise MnemaraError(str(exc)) from None
-    click.echo(f"noted in {path}")
+    written = write_note(inst, body, category)
+    click.echo(f"noted in {written.path} (id {written.id})")
 
 
 @main.command()
@@ -318,18 +313,12 @@ def note(instance_name: str, category: str, text: tuple[str, ...]) -> None:
 @click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most hits.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines, one per hit.")
 def search(instance_name: str, query: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Full-text search over the window, the archive and memory notes."""
-    from .memory.notes import search_notes
-    from .store import TurnStore
+    """Full-text search over the window, the archive and memory notes (see also `recall`)."""
+    from .ops.memory import search as search_all
     from .views import format_hit, hit_json
     inst = _existing(instance_name)
     text = " ".join(query)
-    hits: list[Any] = []
-    if inst.turns_path.exists():
-        with TurnStore(inst.turns_path, readonly=True) as store:
-            hits.extend(store.search(text, limit))
-    hits.extend(search_notes(inst.memory_dir, text, limit))
-    hits = hits[:limit] if len(hits) <= limit else _interleave(hits, limit)
+    hits = search_all(inst, text, limit)
     if as_json:
         for hit in hits:
             click.echo(json.dumps(hit_json(hit)))
@@ -340,10 +329,4 @@ def search(instance_name: str, query: tuple[str, ...], limit: int, as_json: bool
         click.echo(format_hit(hit))
 
 
-def _interleave(hits: list[Any], limit: int) -> list[Any]:
-    """Keep the best of each source when the combined list is too long."""
-    from .store import SearchHit
-    turns = [h for h in hits if isinstance(h, SearchHit)]
-    notes = [h for h in hits if not isinstance(h, SearchHit)]
-    keep_notes = min(len(notes), max(limit // 2, limit - len(turns)))
-    return turns[: limit - keep_notes] + notes[:keep_notes]
+from . import cli_memory  # noqa: E402,F401  (registers the memory commands)

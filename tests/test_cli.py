@@ -559,14 +559,13 @@ def test_search_with_punctuation_does_not_fail(cli, searchable, query):
     assert result.exception is None
 
 
-def test_search_without_a_store_finds_notes_and_creates_nothing(cli, make_instance, mnemara_home,
-                                                                 snapshot_tree):
-    inst = make_instance("work")
+def test_search_without_turns_finds_notes_and_modifies_nothing(cli, make_instance, mnemara_home,
+                                                                snapshot_tree):
+    make_instance("work")
     cli("note", "--instance", "work", "only in notes")
     before = snapshot_tree(mnemara_home)
     hits = [json.loads(ln) for ln in cli("search", "--instance", "work", "notes", "--json").stdout.splitlines()]
     assert [h["source"] for h in hits] == ["memory"]
-    assert not inst.turns_path.exists()
     assert snapshot_tree(mnemara_home) == before
 
 
@@ -581,13 +580,18 @@ BY_NAME = {
     "clear --purge": ["clear", "--purge", "--yes"], "delete": ["delete", "--force"],
     "role": ["role"], "role --set": ["role", "--set", "r.md"], "note": ["note", "hello"],
     "search": ["search", "hello"], "run": ["run", "--no-tui"], "ask": ["ask", "hello"],
+    "recall": ["recall", "hello"], "reindex": ["reindex"], "wiki list": ["wiki", "list"],
+    "wiki show": ["wiki", "show", "p"], "wiki edit": ["wiki", "edit", "p"],
+    "import": ["import", "conv.jsonl"],
 }
 NEED_EXISTING = ["show", "show --json", "clear", "clear --purge", "delete", "role", "role --set",
-                 "search", "ask"]
+                 "search", "ask", "recall", "reindex", "wiki list", "wiki show", "wiki edit"]
 # delete is left out on purpose: `delete --force` is how a user gets rid of a broken instance.
 READ_CONFIG = ["show", "show --json", "show --prompt", "clear", "clear --purge", "role",
-               "role --set", "note", "search", "run", "ask"]
-READ_STORE = ["show", "show --json", "show --prompt", "clear", "clear --purge", "search"]
+               "role --set", "note", "search", "run", "ask", "recall", "reindex", "wiki list",
+               "wiki show", "wiki edit", "import"]
+READ_STORE = ["show", "show --json", "show --prompt", "clear", "clear --purge", "search", "recall",
+              "reindex"]
 
 
 def test_the_failure_matrix_covers_every_command_with_an_instance_option():
