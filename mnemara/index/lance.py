@@ -5,27 +5,33 @@ Atom field plus `vector`, a fixed-size float32 list, null for atoms not embedded
 `embedder.json`, the embedder name and dim the vectors were built with.
 
 - Embedder changes are detected on open: the vectors of one model are meaningless to another, so
-  the index goes full-text only (`needs_reindex` says why) until `rebuild()` rewrites it.
+  the index goes full-text only (`needs_reindex` says why) until `rebuild()` rewrites it; atoms
+  written meanwhile get no vector rather than a vector of the wrong model.
 - Without an embedder, or when it raises `EmbedderUnavailable`, everything works full text only
-  and each `SearchResult` says so; such atoms get a null vector and `backfill_vectors()` embeds
-  them later.
+  and each `SearchResult` says so (`mode="text"`, `note`); such atoms get a null vector and
+  `backfill_vectors()` embeds them later (an index built with no embedder at all gains the
+  vector column when opened with one).
 - Filters are LanceDB expressions with bound literals (`lancedb.expr`), never SQL text built
-  from caller strings.
-- Maintenance: each `upsert` is one LanceDB version (a new fragment). New rows are searchable
-  at once (LanceDB scans rows its FTS and vector indexes do not cover yet), but the scan grows,
-  so `optimize()` (compaction, index refresh, the vector index once the table holds
-  VECTOR_INDEX_MIN_ROWS rows) runs from `upsert` every `optimize_every` calls; callers that
-  batch differently can call it themselves.
+  from caller strings; kinds are checked against KINDS and timestamps against a strict regex.
+- Freshness: rows added since the last `optimize()` are searchable at once (LanceDB scans what
+  its FTS and vector indexes do not cover yet), but that scan grows with them, so `upsert` calls
+  `optimize()` every `optimize_every` calls (default 64; 0 leaves it to the caller). optimize()
+  compacts, folds new rows into the FTS and vector indexes, and from VECTOR_INDEX_MIN_ROWS rows
+  creates the IVF_HNSW_SQ vector index and a BTree on turn_id (once, a few seconds; ~35 s at
+  100k rows).
 - Another process may write the table: the connection re-checks the latest version on every
   read (`read_consistency_interval=0`, a directory listing, ~0.2 ms).
 
+Search: `fusion.py` holds the scoring (signals, weights, neighbour lifting) and its calibration.
 LanceDB is imported lazily (about 1.8 s), inside `open`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -35,7 +41,8 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator,
 from ..fsutil import atomic_write_text, ensure_private_dir
 from .atoms import KINDS, Atom, Hit
 from .embedders import Embedder, EmbedderUnavailable
-from .fusion import DEFAULT, Candidate, Params, fuse, lift_neighbours, query_terms
+from .fusion import (DEFAULT, SEARCH_REACH, Candidate, Params, context_turns, fuse, lift_neighbours,
+                     own_match, query_terms, search_text, with_search_text)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
 TABLE = "atoms"
 META_FILE = "embedder.json"
 EMBED_BATCH = 64
+EMBED_RETRY_SECONDS = 60.0  # after the embedder failed, full text only for this long
 WRITE_BATCH = 2_000
 # From this many rows optimize() builds an IVF_HNSW_SQ (cosine) index: a flat scan of 384-dim
 # vectors costs ~10-15 ms at 10k rows and ~90 ms at 100k, the index ~4-6 ms at 100k. Building it
@@ -87,6 +95,7 @@ class MemoryIndex:
         self.optimize_every = optimize_every
         self._writes = 0
         self._embed_error: str | None = None
+        self._embed_failed_at = 0.0
         self._executor: ThreadPoolExecutor | None = None
 
     # -- opening -----------------------------------------------------------------------------
@@ -94,36 +103,68 @@ class MemoryIndex:
     @classmethod
     def open(cls, directory: Path, embedder: Embedder | None, *, params: Params = DEFAULT,
              optimize_every: int = OPTIMIZE_EVERY) -> "MemoryIndex":
+        # Lance logs warnings from Rust straight to stderr, which would land on the chat's screen.
+        os.environ.setdefault("LANCE_LOG", "error")
         import lancedb  # lazy: ~1.8 s
 
         ensure_private_dir(Path(directory))
         db = lancedb.connect(str(directory), read_consistency_interval=timedelta(0))
         meta = _read_meta(directory)
         needs_reindex = None
+        embed_error = None
         if TABLE not in db.list_tables().tables:
-            table = _create_table(db, embedder)
-            _write_meta(directory, embedder)
+            # A server embedder learns its dimension by asking; when it is down the table starts
+            # full text only and gets its vector column (and vectors) once it answers.
+            dim, embed_error = _dim_or_error(embedder)
+            table = _create_table(db, embedder if dim else None)
+            _write_meta(directory, embedder if dim else None)
         else:
             table = db.open_table(TABLE)
             has_vectors = "vector" in table.schema.names
             built, dim = meta.get("embedder"), meta.get("dim")
             if embedder is not None and not has_vectors:
                 # Built full text only: add the column; backfill_vectors() fills it.
-                table.add_columns(_vector_field(embedder.dim))
-                _write_meta(directory, embedder)
-            elif embedder is not None and (built != embedder.name or dim != embedder.dim):
+                new_dim, embed_error = _dim_or_error(embedder)
+                if new_dim:
+                    table.add_columns(_vector_field(new_dim))
+                    _write_meta(directory, embedder)
+            elif embedder is not None and built != embedder.name:
+                # Compared by name, so a server that is down is not asked for its dimension.
                 built = built or "an unrecorded embedder"
                 needs_reindex = (f"the index was built with {built} (dim {dim}); the configured "
-                                 f"embedder is {embedder.name} (dim {embedder.dim}): run `mnemara reindex`")
-        return cls(Path(directory), db, table, embedder, needs_reindex, params, optimize_every)
+                                 f"embedder is {embedder.name}: run `mnemara reindex`")
+        index = cls(Path(directory), db, table, embedder, needs_reindex, params, optimize_every)
+        if embed_error:
+            index._embed_failed(embed_error)
+        return index
 
     # -- writing -----------------------------------------------------------------------------
 
     def upsert(self, atoms: Sequence[Atom]) -> None:
-        """Insert or update by id: one LanceDB version per call."""
+        """Insert or update by id: one LanceDB version per call.
+
+        A turn's full-text entry includes its neighbouring turns (see `search_text`), so the
+        stored turns next to the new ones are rewritten in the same write (their vectors kept).
+        """
+        atoms = list(atoms)
         if not atoms:
             return
-        batch = self._arrow(atoms, self._embed_or_none([a.text for a in atoms]))
+        vectors = self._embed_or_none([a.text for a in atoms])
+        rows: list[tuple[Atom, Any]] = list(zip(atoms, vectors if vectors is not None else [None] * len(atoms)))
+        batch_turns = {a.turn_id: a for a in atoms if a.kind == "turn" and a.turn_id is not None}
+        by_turn: dict[int, Atom] = {}
+        if batch_turns:
+            # stored turns whose entry changes (within SEARCH_REACH) and the turns they need
+            reach = range(-2 * SEARCH_REACH, 2 * SEARCH_REACH + 1)
+            near = {t + d for t in batch_turns for d in reach} - batch_turns.keys()
+            stored = self._stored_turns(sorted(near))
+            by_turn = {tid: a for tid, (a, _) in stored.items()} | batch_turns
+            batch_ids = {a.id for a in atoms}
+            touched = sorted({t + d for t in batch_turns for d in range(-SEARCH_REACH, SEARCH_REACH + 1)}
+                             & stored.keys())
+            rows += [stored[t] for t in touched if stored[t][0].id not in batch_ids]
+        batch = self._arrow([a for a, _ in rows], [v for _, v in rows],
+                            [search_text(a, by_turn) for a, _ in rows])
         (self._table.merge_insert("id").when_matched_update_all()
          .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
         self._writes += 1
@@ -151,17 +192,23 @@ class MemoryIndex:
 
     def rebuild(self, atoms: Iterable[Atom], progress: Callable[[int, int], None] | None = None) -> None:
         """Drop the table and write `atoms` again with the configured embedder (`mnemara
-        reindex`), streaming them in batches. `progress(done, total)` after each batch; total is
-        0 when `atoms` has no len()."""
+        reindex`), streaming them in batches (turns in turn order, so each meets its
+        neighbours). `progress(done, total)` after each batch; total is 0 when `atoms` has no
+        len()."""
         total = len(atoms) if isinstance(atoms, Sized) else 0
+        dim, error = _dim_or_error(self.embedder)
+        if error:  # before anything is dropped: a rebuild needs a working embedder
+            raise EmbedderUnavailable(error)
         self._db.drop_table(TABLE)
         self._table = _create_table(self._db, self.embedder)
         _write_meta(self.directory, self.embedder)
         self.needs_reindex = None
         self._embed_error = None
         done = 0
-        for chunk in _chunks(atoms, WRITE_BATCH):
-            self._table.add(self._arrow(chunk, self._embed_or_none([a.text for a in chunk])), on_bad_vectors="null")
+        for chunk in _chunks(with_search_text(atoms), WRITE_BATCH):
+            vectors = self._embed_or_none([a.text for a, _ in chunk])
+            self._table.add(self._arrow([a for a, _ in chunk], vectors, [t for _, t in chunk]),
+                            on_bad_vectors="null")
             done += len(chunk)
             if progress:
                 progress(done, total)
@@ -171,29 +218,34 @@ class MemoryIndex:
         """Embed the atoms stored without a vector; returns how many were embedded."""
         if self.embedder is None or self.needs_reindex:
             return 0
-        rows = (self._table.search().where("vector IS NULL").select(list(COLUMNS))
+        rows = (self._table.search().where("vector IS NULL").select([*COLUMNS, "search_text"])
                 .limit(None).to_arrow())
-        pending = _atoms(rows)
+        pending = list(zip(_atoms(rows), rows.column("search_text").to_pylist()))
         done = 0
         for chunk in _chunks(pending, WRITE_BATCH):
-            vectors = self._embed_or_none([a.text for a in chunk])
+            vectors = self._embed_or_none([a.text for a, _ in chunk])
             if vectors is None:
                 break
+            batch = self._arrow([a for a, _ in chunk], vectors, [t for _, t in chunk])
             (self._table.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(self._arrow(chunk, vectors), on_bad_vectors="null"))
+             .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
             done += len(chunk)
             if progress:
                 progress(done, len(pending))
         return done
 
     def optimize(self) -> None:
-        """Compact fragments, bring the FTS and vector indexes up to date, and create the vector
-        index once the table is large enough to need one."""
+        """Compact fragments, bring the FTS and vector indexes up to date, and, once the table
+        holds VECTOR_INDEX_MIN_ROWS rows, create the vector index and a BTree on turn_id."""
+        from lancedb.index import BTree
+
         self._table.optimize(cleanup_older_than=timedelta(hours=1))
-        if "vector" not in self._table.schema.names:
+        if self.count() < VECTOR_INDEX_MIN_ROWS:
             return
-        has_vector_index = any(i.columns == ["vector"] for i in self._table.list_indices())
-        if not has_vector_index and self.count() >= VECTOR_INDEX_MIN_ROWS:
+        indexed = {tuple(i.columns) for i in self._table.list_indices()}
+        if ("turn_id",) not in indexed:  # the neighbour lookup
+            self._table.create_index("turn_id", config=BTree())
+        if "vector" in self._table.schema.names and ("vector",) not in indexed:
             self._table.create_index(metric="cosine", vector_column_name="vector",
                                      index_type="IVF_HNSW_SQ")
 
@@ -248,7 +300,7 @@ class MemoryIndex:
         # embed first: the model already uses both cores, running the full-text query beside
         # it only slowed both (measured); the two LanceDB queries do overlap well
         vector = self._query_vector(query) if query.strip() else None
-        fts = self._pool().submit(self._fts, " ".join(terms), where, pool) if terms else None
+        fts = self._pool().submit(self._fts, " ".join(terms), where if restrictive else None, pool) if terms else None
         cands: dict[str, Candidate] = {}
         mode, note = "hybrid", None
         if vector is None:
@@ -258,20 +310,25 @@ class MemoryIndex:
             if restrictive:
                 search = search.where(where, prefilter=True)
             # Unrestricted, the ANN index answers alone (a prefilter costs ~60 ms at 100k rows);
-            # the only default filter, superseded, is rare and applied below from a larger pool.
-            rows = search.select([*COLUMNS, "_distance"]).limit(pool if restrictive else pool * 2).to_arrow()
+            # the only default filter, superseded, is rare and applied here in Python.
+            rows = search.select([*COLUMNS, "_distance"]).limit(pool).to_arrow()
             for atom, dist in zip(_atoms(rows), rows.column("_distance").to_pylist()):
                 if restrictive or not (drop_superseded and atom.superseded):
                     cands[atom.id] = Candidate(atom, {"cosine": 1.0 - dist})
         for atom, score in (fts.result() if fts else []):
+            if not restrictive and drop_superseded and atom.superseded:
+                continue
             c = cands.setdefault(atom.id, Candidate(atom))
             c.raw["bm25"] = score
+            c.raw["own"] = own_match(terms, atom.text)
         return cands, mode, note
 
     def _fts(self, text: str, where: Any, pool: int) -> list[tuple[Atom, float]]:
         from lancedb.query import MatchQuery
-        rows = (self._table.search(MatchQuery(text, "text"), query_type="fts")
-                .where(where, prefilter=True).select([*COLUMNS, "_score"]).limit(pool).to_arrow())
+        search = self._table.search(MatchQuery(text, "search_text"), query_type="fts")
+        if where is not None:
+            search = search.where(where, prefilter=True)
+        rows = search.select([*COLUMNS, "_score"]).limit(pool).to_arrow()  # matched on search_text
         return list(zip(_atoms(rows), rows.column("_score").to_pylist()))
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -279,11 +336,20 @@ class MemoryIndex:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnemara-fts")
         return self._executor
 
+    def text_only_reason(self) -> str | None:
+        """Why retrieval is full-text only right now (None: vectors are in use)."""
+        return self._why_text_only()
+
+    def text_only_reason(self) -> str | None:
+        """Why searches are full-text only right now (no embedder, a stale index, the embedder
+        failing at its last call), or None when they are hybrid."""
+        return self._why_text_only()
+
     def _why_text_only(self) -> str | None:
         if self.needs_reindex:
             return self.needs_reindex
         if self.embedder is None:
-            return "no embedder configured: full-text search only"
+            return "no embedder configured (rag_embedder is none): full-text search only"
         if self._embed_error:
             return f"embedder unavailable ({self._embed_error}): full-text search only"
         return None  # an empty query: nothing to embed, nothing to say
@@ -306,7 +372,8 @@ class MemoryIndex:
         known = {c.atom.turn_id: c.atom for c in cands if c.atom.kind == "turn" and c.atom.turn_id in wanted}
         missing = sorted(wanted - known.keys())
         if missing:
-            rows = (self._table.search().where((_col("kind") == _lit("turn")) & _col("turn_id").isin(missing))
+            # only turns have a turn_id; BTree-indexed once the table is large (optimize)
+            rows = (self._table.search().where(_col("turn_id").isin(missing))
                     .select(list(COLUMNS)).limit(None).to_arrow())
             known.update((a.turn_id, a) for a in _atoms(rows) if a.turn_id is not None)
         return known
@@ -322,9 +389,12 @@ class MemoryIndex:
             if key in seen_text or c.atom.id in surfaced or c.score <= 0:
                 continue
             seen_text.add(key)
-            context = _context(c.atom, by_turn, p)
+            context = context_turns(c.atom, by_turn, p)
             surfaced.update(a.id for a in context or [c.atom])
-            hits.append(Hit(c.atom, min(1.0, c.score), dict(c.signals), context))
+            signals = dict(c.signals)
+            if c.raw.get("own"):
+                signals["words"] = c.raw["own"]  # share of the query's words in the atom itself
+            hits.append(Hit(c.atom, min(1.0, c.score), signals, context))
             if len(hits) >= k:
                 break
         return hits
@@ -352,31 +422,57 @@ class MemoryIndex:
                 and (since is None or a.created_at >= since) and (until is None or a.created_at < until))
 
     def _embed_or_none(self, texts: list[str], for_query: bool = False) -> Any:
-        """Vectors for `texts`, or None when they cannot be computed or must not be stored."""
-        if self.embedder is None or self.needs_reindex:
+        """Vectors for `texts`, or None when they cannot be computed or must not be stored.
+
+        After a failure the embedder is left alone for EMBED_RETRY_SECONDS: a hung server would
+        otherwise cost its timeout on every write and every recall."""
+        if self.embedder is None or self.needs_reindex or "vector" not in self._table.schema.names:
+            return None
+        if self._embed_error and time.monotonic() - self._embed_failed_at < EMBED_RETRY_SECONDS:
             return None
         import numpy as np
         try:
             parts = [self.embedder.embed(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
         except EmbedderUnavailable as e:
-            self._embed_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self._embed_failed(str(e).splitlines()[0] if str(e) else type(e).__name__)
             return None
         self._embed_error = None
         return np.vstack(parts).astype(np.float32) if parts else None
 
-    def _arrow(self, atoms: Sequence[Atom], vectors: Any) -> "pa.Table":
+    def _embed_failed(self, error: str) -> None:
+        self._embed_error = error
+        self._embed_failed_at = time.monotonic()
+
+    def _arrow(self, atoms: Sequence[Atom], vectors: Any, texts: Sequence[str]) -> "pa.Table":
+        """Rows for `atoms`; `vectors` is None or one vector (or None) per atom; `texts` are
+        the full-text entries."""
+        import numpy as np
         import pyarrow as pa
         schema = self._table.schema
         cols: dict[str, Any] = {name: [getattr(a, name) for a in atoms] for name in COLUMNS}
         cols["line"] = [int(a.line or 0) for a in atoms]
         cols["superseded"] = [bool(a.superseded) for a in atoms]
+        cols["search_text"] = list(texts)
         if "vector" in schema.names:
             dim = schema.field("vector").type.list_size
-            if vectors is None or vectors.shape[1] != dim:
-                cols["vector"] = pa.nulls(len(atoms), type=schema.field("vector").type)
-            else:
-                cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)
+            flat = np.zeros((len(atoms), dim), dtype=np.float32)
+            missing = np.ones(len(atoms), dtype=bool)
+            for i, v in enumerate(vectors if vectors is not None else []):
+                if v is not None and len(v) == dim:  # another model's vector is never stored
+                    flat[i], missing[i] = v, False
+            cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim,
+                                                               mask=pa.array(missing))
         return pa.table(cols, schema=schema)
+
+    def _stored_turns(self, turn_ids: list[int]) -> dict[int, tuple[Atom, Any]]:
+        """Stored turns by turn id, each with its vector (or None)."""
+        if not turn_ids:
+            return {}
+        with_vec = "vector" in self._table.schema.names
+        rows = (self._table.search().where(_col("turn_id").isin(turn_ids))
+                .select([*COLUMNS, *(["vector"] if with_vec else [])]).limit(None).to_arrow())
+        vecs = rows.column("vector").to_pylist() if with_vec else [None] * rows.num_rows
+        return {a.turn_id: (a, v) for a, v in zip(_atoms(rows), vecs) if a.turn_id is not None}
 
 
 # -- module helpers ------------------------------------------------------------------------------
@@ -396,6 +492,16 @@ def _vector_field(dim: int) -> "pa.Field":
     return pa.field("vector", pa.list_(pa.float32(), dim))
 
 
+def _dim_or_error(embedder: Embedder | None) -> tuple[int | None, str | None]:
+    """The embedder's dimension, or (None, why) when it cannot say (a server that is down)."""
+    if embedder is None:
+        return None, None
+    try:
+        return embedder.dim, None
+    except EmbedderUnavailable as e:
+        return None, str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def _create_table(db: Any, embedder: Embedder | None) -> Any:
     import pyarrow as pa
     from lancedb.index import FTS
@@ -403,12 +509,13 @@ def _create_table(db: Any, embedder: Embedder | None) -> Any:
     fields = [pa.field("id", pa.string()), pa.field("kind", pa.string()), pa.field("source", pa.string()),
               pa.field("line", pa.int64()), pa.field("turn_id", pa.int64()), pa.field("role", pa.string()),
               pa.field("category", pa.string()), pa.field("created_at", pa.string()),
-              pa.field("superseded", pa.bool_()), pa.field("text", pa.string())]
+              pa.field("superseded", pa.bool_()), pa.field("text", pa.string()),
+              pa.field("search_text", pa.string())]
     if embedder is not None:
         fields.append(_vector_field(embedder.dim))
-    table = db.create_table(TABLE, schema=pa.schema(fields), mode="overwrite")
+    table = db.create_table(TABLE, schema=pa.schema(fields), exist_ok=True)  # a racing process may win
     # English stemming and stop words; no positions (no phrase queries, a smaller index).
-    table.create_index("text", config=FTS(with_position=False, stem=True, remove_stop_words=True))
+    table.create_index("search_text", config=FTS(with_position=False, stem=True, remove_stop_words=True))
     return table
 
 
@@ -429,8 +536,8 @@ def _atoms(rows: "pa.Table") -> list[Atom]:
     return [Atom(**{name: cols[name][i] for name in COLUMNS}) for i in range(rows.num_rows)]
 
 
-def _chunks(items: Iterable[Atom], size: int) -> Iterator[list[Atom]]:
-    chunk: list[Atom] = []
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:
@@ -438,33 +545,6 @@ def _chunks(items: Iterable[Atom], size: int) -> Iterator[list[Atom]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _context(atom: Atom, by_turn: dict[int, Atom], p: Params) -> list[Atom]:
-    """The hit with its neighbouring turns that are close in time, oldest first."""
-    if atom.kind != "turn" or atom.turn_id is None or (p.context_before == 0 and p.context_after == 0):
-        return []
-    out = [atom]
-    for d in range(1, p.context_before + 1):
-        prev = by_turn.get(atom.turn_id - d)
-        if prev is None or not _close(prev, out[0], p.context_gap_s):
-            break
-        out.insert(0, prev)
-    for d in range(1, p.context_after + 1):
-        nxt = by_turn.get(atom.turn_id + d)
-        if nxt is None or not _close(out[-1], nxt, p.context_gap_s):
-            break
-        out.append(nxt)
-    return out if len(out) > 1 else []
-
-
-def _close(a: Atom, b: Atom, gap_s: int) -> bool:
-    try:
-        ta = datetime.strptime(a.created_at, "%Y-%m-%dT%H:%M:%SZ")
-        tb = datetime.strptime(b.created_at, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return False
-    return abs((tb - ta).total_seconds()) <= gap_s
 
 
 def _resolve_time(query: str, now: datetime | None) -> "TimeRange | None":

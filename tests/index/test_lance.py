@@ -263,3 +263,31 @@ def test_optimize_keeps_results(index: MemoryIndex) -> None:
 def test_vectors_are_stored_normalised(index: MemoryIndex) -> None:
     rows = index._table.search().select(["vector"]).to_arrow().column("vector").to_pylist()
     assert np.allclose(np.linalg.norm(np.array(rows), axis=1), 1.0, atol=1e-5)
+
+
+def test_turns_are_indexed_with_their_neighbours_whatever_the_write_order(tmp_path: Path) -> None:
+    turns = [turn(i, f"message number {i} about topic{i}", f"2026-12-01T10:00:{i:02d}Z") for i in range(1, 9)]
+    turns.append(turn(9, "days later", "2026-12-04T10:00:00Z"))
+    one_by_one = MemoryIndex.open(tmp_path / "a", None)
+    for t in [turns[3], turns[0], *turns[1:3], *turns[4:]]:  # out of order, one per call
+        one_by_one.upsert([t])
+    rebuilt = MemoryIndex.open(tmp_path / "b", None)
+    rebuilt.rebuild(turns)
+
+    def entries(ix: MemoryIndex) -> dict[str, str]:
+        rows = ix._table.search().select(["id", "search_text"]).limit(None).to_arrow().to_pylist()
+        return {r["id"]: r["search_text"] for r in rows}
+
+    assert entries(one_by_one) == entries(rebuilt)
+    assert entries(rebuilt)["turn:5"].split("\n") == [t.text for t in turns[2:7]]
+    assert entries(rebuilt)["turn:9"] == "days later"  # another session: indexed alone
+    # a question matching the neighbour's words still ranks the turn holding them first
+    assert ids(rebuilt.search("topic5", now=NOW))[0] == "turn:5"
+
+
+def test_text_only_reason(tmp_path: Path) -> None:
+    assert MemoryIndex.open(tmp_path / "a", HashEmbedder()).text_only_reason() is None
+    assert "no embedder" in MemoryIndex.open(tmp_path / "b", None).text_only_reason()
+    broken = MemoryIndex.open(tmp_path / "c", Broken())
+    broken.upsert([note("x.md:1", "anything")])
+    assert "localhost:11434 is down" in broken.text_only_reason()
