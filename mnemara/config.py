@@ -226,7 +226,7 @@ FIELDS: tuple[Field, ...] = (
           "`auto`: before each turn, recall relevant memories into the user's turn. `off`: only the tools recall."),
     Field("recall_max_tokens", 0, _int_range(0, 200_000),
           "Most estimated tokens recalled into one turn. 0: 2% of max_window_tokens."),
-    Field("recall_min_score", 0.5, _fraction,
+    Field("recall_min_score", 0.3, _fraction,
           "Relevance (0..1) a memory needs to be recalled automatically."),
     Field("recall_k", 5, _int_range(1, 50), "Most memories recalled automatically into one turn."),
     Field("graph_enabled", True, _bool, "Use the Kuzu property graph."),

@@ -300,6 +300,14 @@ class TurnEngine:
             return
 
         def work() -> Any:
+            from ..memory.recall import anything_to_recall
+            with self.memory.locked_store() as store:
+                if not anything_to_recall(self.memory, store):
+                    # The whole history is in the window: nothing can be recalled yet, so the
+                    # index (LanceDB, the embedder) need not be loaded. Recall drains the outbox
+                    # before its first query, once something has left the window.
+                    self.stats.memory = self.memory.status()
+                    return None
             if warm:
                 self.memory.warm()
             report = self.memory.drain()
@@ -312,7 +320,7 @@ class TurnEngine:
             except (OSError, RuntimeError, ValueError, MnemaraError) as exc:
                 self.log.write("index_drain_failed", error=f"{type(exc).__name__}: {exc}")
             else:
-                if report.error:
+                if report is not None and report.error:
                     self.log.write("index_drain_failed", error=report.error)
             if on_done is not None:
                 on_done()

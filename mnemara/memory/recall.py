@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..index.atoms import Hit
+from ..index.fusion import query_terms
 from ..store.blocks import recall_block, render_block
 
 if TYPE_CHECKING:
@@ -25,6 +26,10 @@ REPLY_QUERY_CHARS = 600   # the tail of the last reply used as a second query
 HIT_TEXT_CHARS = 900      # most characters of one recalled atom
 CONTEXT_TEXT_CHARS = 400  # most characters of each neighbouring turn brought along
 MIN_BUDGET_TOKENS = 150
+# A memory holding most of the message's content words is recalled whatever its fused score:
+# BM25 scores are small while an instance is young (few turns to tell common words from rare
+# ones), and the calibrated threshold assumes a grown index.
+STRONG_WORD_MATCH = 0.6
 
 
 @dataclass
@@ -80,7 +85,9 @@ def pick(service: "MemoryService", store: "TurnStore", config: "Config", message
             if hit.atom.id not in best or best[hit.atom.id].score < hit.score:
                 best[hit.atom.id] = hit
     ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)
-    chosen = [h for h in ranked if h.score >= config.recall_min_score]
+    many_words = len(query_terms(message)) >= 2
+    chosen = [h for h in ranked if h.score >= config.recall_min_score
+              or (many_words and h.signals.get("words", 0.0) >= STRONG_WORD_MATCH)]
     out = RecallPick(None, [], len(ranked), result.mode, result.note)
     items: list[dict[str, Any]] = []
     covered = set(exclude)

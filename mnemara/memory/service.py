@@ -71,6 +71,7 @@ class MemoryService:
         self._lock = threading.RLock()
         self._store: TurnStore | None = None
         self._index: "MemoryIndex | None" = None
+        self._backfill_due = True  # atoms written while the embedder was down need vectors
 
     # --- plumbing ------------------------------------------------------------------------------
     @property
@@ -132,7 +133,8 @@ class MemoryService:
                 try:
                     index.embedder.embed(["warm up"])
                 except EmbedderUnavailable:
-                    pass  # the index says so on the first search (full-text only)
+                    return  # the index says so on the first search (full-text only)
+                self._backfill(index)
 
     # --- the outbox ----------------------------------------------------------------------------
     def drain(self, limit: int = DRAIN_BATCH,
@@ -165,6 +167,7 @@ class MemoryService:
                     outbox.failed(items, error)
                     return DrainReport(total.indexed, total.deleted, error)
                 outbox.done(items)
+                self._backfill(index)
                 total = DrainReport(total.indexed + len(upserts), total.deleted + len(deletes))
                 if progress:
                     progress(total.indexed + total.deleted, max(expected, total.indexed + total.deleted))
@@ -192,6 +195,19 @@ class MemoryService:
                 # a pending turn is indexed when it completes (that update queues it again)
         return upserts, deletes
 
+    def _backfill(self, index: "MemoryIndex") -> None:
+        """Give vectors to atoms stored full-text only while the embedder was down, once it
+        works again (checked once per session and after each outage, not on every write)."""
+        if index.text_only_reason() is not None:
+            self._backfill_due = True
+            return
+        if self._backfill_due:
+            try:
+                index.backfill_vectors()
+                self._backfill_due = False
+            except (OSError, RuntimeError, ValueError):
+                pass  # LanceDB trouble: the atoms keep full-text search; tried again next drain
+
     def status(self) -> MemoryStatus:
         """Cheap: reads the outbox; reports the index's mode only if it is already open."""
         if not self.enabled:
@@ -200,10 +216,8 @@ class MemoryService:
             state: OutboxState = Outbox(self.store().conn).state()
             mode = note = None
             if self._index is not None:
-                note = self._index.needs_reindex
-                mode = "text" if (note or self._index.embedder is None) else "hybrid"
-                if self._index.embedder is None and not note:
-                    note = "full-text only: no embedder configured (rag_embedder is none)"
+                note = self._index.text_only_reason()
+                mode = "text" if note else "hybrid"
             return MemoryStatus(True, state.pending, state.failing, state.last_error, mode, note)
 
     # --- retrieval -----------------------------------------------------------------------------
@@ -213,6 +227,7 @@ class MemoryService:
         """Drain first (a note written a moment ago is found), then hybrid retrieval."""
         with self._lock:
             report = self.drain()
+            self._backfill(self.index())
             result = self.index().search(query, k=k, kinds=kinds, since=since, until=until,
                                          exclude_ids=exclude_ids, now=now)
             if report.error and not result.note:

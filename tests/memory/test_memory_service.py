@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def inst(mnemara_home: Path) -> Instance:
     instance = Instance.named("mem")
-    instance.create(Config.defaults().replace(rag_embedder="hash", recall_min_score=0.2))
+    # A handful of atoms gives BM25 little to work with: the threshold here is about the
+    # mechanics, not the calibrated default (benchmarks/bench_recall_quality.py sets that).
+    instance.create(Config.defaults().replace(rag_embedder="hash", recall_min_score=0.05))
     return instance
 
 
@@ -204,8 +206,13 @@ def test_recall_respects_the_threshold_and_the_token_budget(inst, store, service
     cfg = inst.load_config()
     for n in range(12):
         write_note(inst, store, cfg, f"server{n} note: " + "the database cluster failover runbook " * 6)
-    high = recall.pick(service, store, cfg.replace(recall_min_score=0.99), "database cluster failover")
+    # A question sharing few of its words with the notes needs the score threshold...
+    high = recall.pick(service, store, cfg.replace(recall_min_score=0.99),
+                       "does the database in region west have a pager rota for weekends?")
     assert high.block is None and high.considered > 0
+    # ...while one whose words the notes hold almost all of is recalled whatever the score.
+    strong = recall.pick(service, store, cfg.replace(recall_min_score=0.99), "database cluster failover")
+    assert strong.block is not None
     small = recall.pick(service, store, cfg.replace(recall_max_tokens=300, recall_k=10),
                         "database cluster failover")
     assert small.block is not None and small.tokens <= 300

@@ -147,6 +147,9 @@ class LocalEmbedder:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # errors only: warnings would land on the TUI's terminal
         try:
+            # Constant folding turns the int8 weights into float copies (~125 MB more resident
+            # memory), and makes a short query ~8x faster (3 ms instead of 22 ms): recall runs
+            # before every turn, so it stays on.
             session = ort.InferenceSession(str(path), sess_options=opts,
                                            providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  onnxruntime's load errors are undocumented pybind types

@@ -286,7 +286,9 @@ def turn_widgets(turn: Turn) -> list[Widget]:
         if build is not None:
             out.extend(build(block, rows))
     if turn.role == "user":
-        return out
+        # As it appeared live: the message, then what was recalled for it (the model reads the
+        # recalled memories first; the person reads their own words first).
+        return sorted(out, key=lambda w: isinstance(w, RecallLine))
     if turn.status == "interrupted":
         out.append(NoticeLine("warning", "interrupted: the partial reply is kept in the window"))
     usage = Usage.from_dict(turn.usage)
