@@ -261,7 +261,9 @@ class TurnEngine:
         def work() -> Any:
             with self.memory.locked_store() as store:
                 picked = recall.pick(self.memory, store, self.config, text, last_reply)
-                self.stats.memory = self.memory.status()
+                status = self.memory.status()
+                if status.mode is not None or status.failing:  # the index is in use: show it
+                    self.stats.memory = status
                 return picked
 
         try:
@@ -306,7 +308,6 @@ class TurnEngine:
                     # The whole history is in the window: nothing can be recalled yet, so the
                     # index (LanceDB, the embedder) need not be loaded. Recall drains the outbox
                     # before its first query, once something has left the window.
-                    self.stats.memory = self.memory.status()
                     return None
             if warm:
                 self.memory.warm()

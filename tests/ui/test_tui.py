@@ -190,8 +190,11 @@ async def test_permission_modal_answers_the_tool_call(make_app, tmp_path: Path, 
         assert "Done." in chat_text(app)
 
 
-async def test_permission_keys_are_ignored_just_after_the_dialog_opens(make_app, tmp_path: Path) -> None:
+async def test_permission_keys_are_ignored_just_after_the_dialog_opens(make_app, tmp_path: Path,
+                                                                       monkeypatch) -> None:
     from mnemara.ui.tui.screens import PermissionScreen
+    # A wide guard window, so the key below lands inside it even on a busy machine.
+    monkeypatch.setattr(PermissionScreen, "ARM_SECONDS", 2.0)
     target = tmp_path / "made"
     app = make_app([[{"tool": "Bash", "input": {"command": f"touch {target}"}, "id": "t1"}]])
     async with app.run_test(size=(80, 24)) as pilot:
