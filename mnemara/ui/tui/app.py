@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator, Iterable
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -420,7 +421,7 @@ def help_table() -> Group:
     commands.add_column(style="bold", no_wrap=True)
     commands.add_column()
     for cmd in COMMANDS.values():
-        commands.add_row(cmd.usage, cmd.help)
+        commands.add_row(Text(cmd.usage), Text(cmd.help))  # Text: `[...]` in a usage is not markup
     keys = Table.grid(padding=(0, 2))
     keys.add_column(style="bold", no_wrap=True)
     keys.add_column()
