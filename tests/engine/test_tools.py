@@ -18,6 +18,7 @@ from mnemara.instance import Instance
 from mnemara.memory.notes import parse_notes
 from mnemara.store.turns import TurnStore, utc_now
 from mnemara.store.window import Budget, plan_eviction
+from tests.fakes.tool_calls import err, ok, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,24 +42,6 @@ def user(store: TurnStore, text: str, **kw):
 
 def assistant(store: TurnStore, text: str, **kw):
     return store.add_turn("assistant", [{"type": "text", "text": text}], **kw)
-
-
-async def run(ctx, name, args=None):
-    result = await call_tool(ctx, name, args if args is not None else {})
-    assert set(result) == {"content", "is_error"}
-    return result["content"][0]["text"], result["is_error"]
-
-
-async def ok(ctx, name, args=None) -> str:
-    text, is_error = await run(ctx, name, args)
-    assert not is_error, text
-    return text
-
-
-async def err(ctx, name, args=None) -> str:
-    text, is_error = await run(ctx, name, args)
-    assert is_error, text
-    return text
 
 
 def window_ids(store: TurnStore) -> list[int]:

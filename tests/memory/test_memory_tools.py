@@ -16,12 +16,14 @@ import pytest
 
 from mnemara.config import Config
 from mnemara.engine.events import SessionStats
-from mnemara.engine.tools import ToolContext, active_tools, call_tool
+from mnemara.engine.tools import ToolContext, active_tools
 from mnemara.instance import Instance
 from mnemara.memory import recall
 from mnemara.memory.tools import READ_TURNS_MAX_CHARS
 from mnemara.store.blocks import text_block
 from mnemara.store.turns import TurnStore
+from tests.fakes.tool_calls import err as any_err
+from tests.fakes.tool_calls import ok, run
 
 
 # --- fixtures and helpers --------------------------------------------------------------------------
@@ -51,23 +53,8 @@ def ctx(tmp_path: Path):
     close(context)
 
 
-async def run(ctx, name, args=None) -> tuple[str, bool]:
-    result = await call_tool(ctx, name, args if args is not None else {})
-    return result["content"][0]["text"], result["is_error"]
-
-
-async def ok(ctx, name, args=None) -> str:
-    text, is_error = await run(ctx, name, args)
-    assert not is_error, text
-    return text
-
-
 async def err(ctx, name, args=None) -> str:
-    text, is_error = await run(ctx, name, args)
-    assert is_error, text
-    assert "\n" not in text.strip(), f"an error is one line: {text!r}"
-    assert "Traceback" not in text
-    return text
+    return await any_err(ctx, name, args, one_line=True)
 
 
 def result_ids(reply: str) -> list[str]:
