@@ -86,6 +86,17 @@ def opened(tmp_path: Path):
         thing.close()
 
 
+def set_up(tmp_path: Path, server: FakeOllama, opened: list):
+    """An instance on the fake Ollama, its store, and a service with a fast-failing embedder."""
+    inst = make_instance(tmp_path, rag_embed_url=server.url)
+    cfg = inst.load_config()
+    store = TurnStore(inst.turns_path)
+    opened.append(store)
+    service = MemoryService(inst, cfg, embedder=fast_embedder(server.url))
+    opened.append(service)
+    return inst, cfg, store, service
+
+
 def hit(result, atom_id: str):
     return next((h for h in result.hits if h.atom.id == atom_id), None)
 
@@ -186,12 +197,7 @@ def test_a_failing_embedder_loses_nothing_and_search_falls_back_to_full_text(tmp
 
 
 def test_status_says_full_text_while_the_embedder_is_down(tmp_path, server, opened):
-    inst = make_instance(tmp_path, rag_embed_url=server.url)
-    cfg = inst.load_config()
-    store = TurnStore(inst.turns_path)
-    opened.append(store)
-    service = MemoryService(inst, cfg, embedder=fast_embedder(server.url))
-    opened.append(service)
+    inst, cfg, store, service = set_up(tmp_path, server, opened)
     write_note(inst, store, cfg, BACKUP)
     service.search(BACKUP)
     server.models.clear()
@@ -201,12 +207,7 @@ def test_status_says_full_text_while_the_embedder_is_down(tmp_path, server, open
 
 
 def test_a_reindex_after_the_outage_makes_every_search_hybrid_again(tmp_path, server, opened):
-    inst = make_instance(tmp_path, rag_embed_url=server.url)
-    cfg = inst.load_config()
-    store = TurnStore(inst.turns_path)
-    opened.append(store)
-    service = MemoryService(inst, cfg, embedder=fast_embedder(server.url))
-    opened.append(service)
+    inst, cfg, store, service = set_up(tmp_path, server, opened)
     write_note(inst, store, cfg, BACKUP)
     service.search(BACKUP)
     server.models.clear()
@@ -348,12 +349,7 @@ def test_a_failed_embedder_is_left_alone_for_a_while(tmp_path, server, opened, m
     """A hung server would otherwise cost its timeout on every write and every recall."""
     from mnemara.index import lance
     monkeypatch.setattr(lance, "EMBED_RETRY_SECONDS", 3600.0)
-    inst = make_instance(tmp_path, rag_embed_url=server.url)
-    cfg = inst.load_config()
-    store = TurnStore(inst.turns_path)
-    opened.append(store)
-    service = MemoryService(inst, cfg, embedder=fast_embedder(server.url))
-    opened.append(service)
+    inst, cfg, store, service = set_up(tmp_path, server, opened)
     write_note(inst, store, cfg, BACKUP)
     assert service.search(BACKUP).mode == "hybrid"
     server.delay = 5.0
