@@ -22,6 +22,8 @@ from .errors import MnemaraError
 from .index.atoms import KINDS
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .config import Config
     from .index.atoms import Hit
     from .index.lance import SearchResult
@@ -64,9 +66,12 @@ def _memory(inst: "Instance", config: "Config", name: str) -> Iterator["MemorySe
               help="Only this kind of memory (repeatable).")
 @click.option("--since", metavar="ISO", help="Only memories from this time on (ISO-8601; naive = UTC).")
 @click.option("--until", metavar="ISO", help="Only memories before this time (ISO-8601; naive = UTC).")
+@click.option("--now", metavar="ISO", help="The instant time phrases (\"last week\") are resolved "
+              "against, e.g. for a script replaying an old conversation (ISO-8601; naive = UTC; "
+              "default: now).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query per line.")
 def recall(instance_name: str, queries: tuple[str, ...], k: int, kinds: tuple[str, ...],
-           since: str | None, until: str | None, as_json: bool) -> None:
+           since: str | None, until: str | None, now: str | None, as_json: bool) -> None:
     """Search memory (turns, notes, wiki, entries) the way the model's recall does.
 
     Each QUERY is one query (quote a multi-word one); '-' reads queries from stdin, one per line,
@@ -75,13 +80,14 @@ def recall(instance_name: str, queries: tuple[str, ...], k: int, kinds: tuple[st
     """
     from .ops import memory as ops
     since, until = _time_bounds(since, until)
+    at = _now_option(now)
     inst = _existing(instance_name)
     config = inst.load_config()
     asked = _queries(queries)
     with _memory(inst, config, instance_name) as service:
         for query in asked:  # each printed as soon as it is answered
             result = ops.recall(service, [query], k=k, kinds=list(kinds) or None,
-                                since=since, until=until)[0]
+                                since=since, until=until, now=at)[0]
             if as_json:
                 click.echo(json.dumps(_result_json(query, result), ensure_ascii=False))
             else:
@@ -99,6 +105,20 @@ def _time_bounds(since: str | None, until: str | None) -> tuple[str | None, str 
     if bounds[0] and bounds[1] and bounds[0] >= bounds[1]:
         raise MnemaraError(f"--since {bounds[0]} is not before --until {bounds[1]}; nothing could match")
     return bounds[0], bounds[1]
+
+
+def _now_option(value: str | None) -> "datetime | None":
+    """--now as an aware UTC datetime (validated like --since), or None for the real now."""
+    from datetime import datetime, timezone
+
+    from .ops.importer import parse_timestamp
+    if value is None:
+        return None
+    try:
+        stamp = parse_timestamp(value)
+    except ValueError as exc:
+        raise MnemaraError(f"--now {exc}") from None
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def _queries(args: tuple[str, ...]) -> list[str]:

@@ -134,7 +134,18 @@ def test_recall_filters_by_kind_and_time(cli, make_instance):
     assert hit_times("--since", "2026-02-10T15:00:10Z", "--until", "2026-02-20") == [times[3]]
 
 
+def test_recall_now_resolves_time_phrases_against_the_given_instant(cli, make_instance):
+    make_memory_instance(make_instance)
+    (timed,) = recall_json(cli, "--now", "2026-02-12T10:00:00+01:00", "what did we rotate yesterday")
+    assert timed["time_range"]["phrase"] == "yesterday"
+    assert timed["time_range"]["since"].startswith("2026-02-11")
+    assert timed["time_range"]["since"] < timed["time_range"]["until"] <= "2026-02-12T09:00:00Z"
+    (naive,) = recall_json(cli, "--now", "2026-02-12", "what did we rotate yesterday")
+    assert naive["time_range"]["since"].startswith("2026-02-11")
+
+
 @pytest.mark.parametrize("args, fragments", [
+    (["--now", "last tuesday"], ["--now", "'last tuesday'", "ISO-8601"]),
     (["--since", "last tuesday"], ["--since", "'last tuesday'", "ISO-8601"]),
     (["--until", "2026-02-30"], ["--until", "'2026-02-30'"]),
     (["--since", "2026-03-01", "--until", "2026-02-01"], ["is not before --until"]),
