@@ -74,8 +74,6 @@ class Params:
     lift_gap_s: float = SESSION_GAP_S  # only neighbours this close in time are lifted
     own_weight: float = 0.6     # text signal x (1 - w + w x share of terms in the atom's own text)
     lift_top: int = 20          # how many of the best candidates lift their neighbours
-    session_free: int = 2       # hits from one session (turns within lift_gap_s) before ...
-    session_penalty: float = 0.0  # ... each further one loses this much score (diversity)
 
     def with_(self, **changes: object) -> "Params":
         return replace(self, **changes)
@@ -197,36 +195,6 @@ def lift_neighbours(cands: dict[str, Candidate], by_turn: dict[int, Atom], p: Pa
             lifted = c.score + p.neighbour_lift * (value - c.score)
             c.signals["neighbour"] = lifted
             c.score = lifted
-
-
-def epoch(atom: Atom) -> float:
-    try:
-        return datetime.fromisoformat(atom.created_at).timestamp()
-    except ValueError:
-        return float("nan")
-
-
-def diversify(ranked: list[Candidate], p: Params, depth: int) -> list[Candidate]:
-    """Re-rank the first `depth` candidates greedily so that a session (turns within
-    lift_gap_s of each other) holding `session_free` hits already costs each further candidate
-    from it `session_penalty`: an answer spread over several sessions gets a slot for each."""
-    if p.session_penalty <= 0 or len(ranked) <= 1:
-        return ranked
-    head, tail = ranked[:depth], ranked[depth:]
-    times = [epoch(c.atom) if c.atom.kind == "turn" else float("nan") for c in head]
-    chosen: list[int] = []
-    left = list(range(len(head)))
-    while left:
-        def effective(i: int) -> float:
-            t = times[i]
-            if t != t:  # not a turn / no time
-                return head[i].score
-            same = sum(1 for j in chosen if abs(times[j] - t) <= p.lift_gap_s)
-            return head[i].score - p.session_penalty * max(0, same - p.session_free + 1)
-        best = max(left, key=lambda i: (effective(i), head[i].atom.created_at))
-        chosen.append(best)
-        left.remove(best)
-    return [head[i] for i in chosen] + tail
 
 
 # -- turn neighbours: what the full-text index holds, and context ------------------------------

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator,
 from ..fsutil import atomic_write_text, ensure_private_dir
 from .atoms import KINDS, Atom, Hit
 from .embedders import Embedder, EmbedderUnavailable
-from .fusion import (DEFAULT, SEARCH_REACH, Candidate, Params, context_turns, diversify, fuse, lift_neighbours,
+from .fusion import (DEFAULT, SEARCH_REACH, Candidate, Params, context_turns, fuse, lift_neighbours,
                      own_match, query_terms, search_text, with_search_text)
 
 if TYPE_CHECKING:
@@ -381,7 +381,6 @@ class MemoryIndex:
     def _assemble(self, cands: dict[str, Candidate], by_turn: dict[int, Atom], k: int, p: Params) -> list[Hit]:
         # newer first among equal scores: ISO-8601 UTC strings sort chronologically
         ranked = sorted(cands.values(), key=lambda c: (round(c.score, 6), c.atom.created_at), reverse=True)
-        ranked = diversify(ranked, p, 2 * k)
         hits: list[Hit] = []
         seen_text: set[str] = set()
         surfaced: set[str] = set()
