@@ -1,6 +1,7 @@
 """Automatic recall: before a turn, bring back what left the window and matters now.
 
-The index is queried with the new message (and, more weakly, the tail of the last reply). Hits
+The index is queried with the new message (and, for a short follow-up such as "and the other
+one?", more weakly with the tail of the last reply). Hits
 above the relevance threshold that are not in the window and were not already recalled into a
 turn still in the window become one `recall` block, capped in tokens, stored in the user's turn
 and re-sent unchanged afterwards (history stays append-only, so the prompt cache keeps serving it).
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 REPLY_WEIGHT = 0.8        # a hit found only through the last reply counts for less
 REPLY_QUERY_CHARS = 600   # the tail of the last reply used as a second query
+FOLLOW_UP_TERMS = 8       # a message with fewer content words is a follow-up: the reply helps
 HIT_TEXT_CHARS = 900      # most characters of one recalled atom
 CONTEXT_TEXT_CHARS = 400  # most characters of each neighbouring turn brought along
 MIN_BUDGET_TOKENS = 150
@@ -78,7 +80,7 @@ def pick(service: "MemoryService", store: "TurnStore", config: "Config", message
     k = config.recall_k * 3
     result = service.search(message, k=k, exclude_ids=exclude, now=now)
     best: dict[str, Hit] = {h.atom.id: h for h in result.hits}
-    if last_reply.strip():
+    if last_reply.strip() and len(query_terms(message)) < FOLLOW_UP_TERMS:
         extra = service.search(last_reply[-REPLY_QUERY_CHARS:], k=k, exclude_ids=exclude, now=now)
         for hit in extra.hits:
             hit.score *= REPLY_WEIGHT

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..instance import Instance
 
 DRAIN_BATCH = 2_000
+OPTIMIZE_AFTER = 200  # atoms indexed in one drain that call for an optimize() at its end
 
 
 def _release_freed_memory() -> None:
@@ -183,6 +184,10 @@ class MemoryService:
                 if progress:
                     progress(total.indexed + total.deleted, max(expected, total.indexed + total.deleted))
                 if len(items) < limit:
+                    if total.indexed >= OPTIMIZE_AFTER:
+                        # Rows added since the last optimize are searched without the full-text
+                        # index: after a large batch, bring it up to date now (~50 ms).
+                        self._optimize(index)
                     return total
 
     @staticmethod
@@ -205,6 +210,13 @@ class MemoryService:
                     deletes.append(item.atom_id)  # failed, emptied or purged
                 # a pending turn is indexed when it completes (that update queues it again)
         return upserts, deletes
+
+    @staticmethod
+    def _optimize(index: "MemoryIndex") -> None:
+        try:
+            index.optimize()
+        except (OSError, RuntimeError, ValueError):
+            pass  # searches stay correct, only slower; the next optimize tries again
 
     def _backfill(self, index: "MemoryIndex") -> None:
         """Give vectors to atoms stored full-text only while the embedder was down, once it
