@@ -41,7 +41,6 @@ _INVISIBLE = {"\u2028", "\u2029", "\u200e", "\u200f", *map(chr, range(0x202A, 0x
 def _memory(inst: "Instance", config: "Config", name: str) -> Iterator["MemoryService"]:
     """The instance's memory service, closed afterwards; memory off, or an index or embedder
     that cannot be opened, is one line."""
-    from .index.embedders import EmbedderUnavailable
     from .ops.memory import open_memory
     if not config.rag_enabled:
         raise MnemaraError(f"memory is off for instance {name!r} (rag_enabled is false); "
@@ -49,8 +48,6 @@ def _memory(inst: "Instance", config: "Config", name: str) -> Iterator["MemorySe
     service = open_memory(inst, config)
     try:
         yield service
-    except EmbedderUnavailable as exc:  # raised while opening the index with a server embedder
-        raise MnemaraError(f"memory is unavailable: {exc}") from None
     finally:
         service.close()
 
@@ -95,7 +92,7 @@ def recall(instance_name: str, queries: tuple[str, ...], k: int, kinds: tuple[st
 
 
 def _time_bounds(since: str | None, until: str | None) -> tuple[str | None, str | None]:
-    from .ops.importer import parse_timestamp
+    from .timestamps import parse_timestamp
     bounds = []
     for flag, value in (("--since", since), ("--until", until)):
         try:
@@ -111,7 +108,7 @@ def _now_option(value: str | None) -> "datetime | None":
     """--now as an aware UTC datetime (validated like --since), or None for the real now."""
     from datetime import datetime, timezone
 
-    from .ops.importer import parse_timestamp
+    from .timestamps import parse_timestamp
     if value is None:
         return None
     try:

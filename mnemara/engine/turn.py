@@ -255,12 +255,9 @@ class TurnEngine:
             return None
         from ..memory import recall
         from ..memory.service import MemoryUnavailable
-        last_reply = next((t.text for t in reversed(self.store.window())
-                           if t.role == "assistant" and t.status != "failed"), "")
-
         def work() -> Any:
             with self.memory.locked_store() as store:
-                picked = recall.pick(self.memory, store, self.config, text, last_reply)
+                picked = recall.pick(self.memory, store, self.config, text)
                 status = self.memory.status()
                 if status.mode is not None or status.failing:  # the index is in use: show it
                     self.stats.memory = status

@@ -71,10 +71,12 @@ def anything_to_recall(service: "MemoryService", store: "TurnStore") -> bool:
 
 
 def pick(service: "MemoryService", store: "TurnStore", config: "Config", message: str,
-         last_reply: str = "", *, now: datetime | None = None) -> RecallPick:
+         *, now: datetime | None = None) -> RecallPick:
     if not anything_to_recall(service, store):
         return RecallPick(None)
     window = store.window()
+    last_reply = next((t.text for t in reversed(window)
+                       if t.role == "assistant" and t.status != "failed"), "")
     in_window = {f"turn:{t.id}" for t in window}
     exclude = in_window | recalled_in(window)
     k = config.recall_k * 3

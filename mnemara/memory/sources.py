@@ -6,12 +6,12 @@ The index is derived data: everything in it can be rebuilt from these (`iter_sou
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from ..index.atoms import Atom
 from ..store.render import plain_text
+from ..timestamps import parse_timestamp
 from .notes import Note, iter_notes
 
 if TYPE_CHECKING:
@@ -23,14 +23,11 @@ INDEXED_STATUSES = ("complete", "interrupted")  # pending turns are indexed when
 
 
 def iso_utc(stamp: str) -> str:
-    """Any ISO-8601 timestamp as `YYYY-MM-DDTHH:MM:SSZ` in UTC (unparseable: returned as is)."""
+    """A note header's timestamp as `YYYY-MM-DDTHH:MM:SSZ` (an unreadable one kept as written)."""
     try:
-        at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return parse_timestamp(stamp)
     except ValueError:
         return stamp
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def turn_atom(turn: "Turn") -> Atom | None:

@@ -154,18 +154,16 @@ def _iso(value: str | None, *, end: bool = False) -> str | None:
     """A date or ISO time as `YYYY-MM-DDTHH:MM:SSZ`; a bare date covers the whole day."""
     if not value:
         return None
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import date, timedelta
+
+    from ..timestamps import parse_timestamp
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
-            return f"{day.isoformat()}T00:00:00Z"
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if len(value) == 10 and end:
+            value = (date.fromisoformat(value) + timedelta(days=1)).isoformat()
+        return parse_timestamp(value)
     except ValueError:
         raise ToolError(f"{'until' if end else 'since'} {value!r} is not a real date or time; use "
                         "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cut(text: str, limit: int) -> str:

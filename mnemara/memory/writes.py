@@ -19,7 +19,7 @@ from ..index.atoms import Atom
 from ..store.turns import utc_now
 from .notes import parse_notes, write_note_block
 from .outbox import enqueue
-from .sources import iso_utc, note_atom, note_id
+from .sources import note_atom, note_id
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -140,5 +140,5 @@ def find_atom(instance: "Instance", store: "TurnStore", atom_id: str) -> Atom:
     return Atom.from_json(json.loads(row[0]))
 
 
-__all__ = ["MemoryWriteError", "NoteWritten", "add_manual", "find_atom", "iso_utc", "supersede",
+__all__ = ["MemoryWriteError", "NoteWritten", "add_manual", "find_atom", "supersede",
            "write_note", "write_wiki"]

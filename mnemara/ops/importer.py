@@ -23,11 +23,11 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import MnemaraError
+from ..timestamps import parse_timestamp, shown as _shown
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -40,7 +40,6 @@ KEYS = ("role", "text", "ts")
 # local model (~65 turns/s on 2 cores), and 5,000 turns are 20 LanceDB versions (measured: 250 or
 # 500 per write cost the same within 0.3 s).
 INDEX_BATCH = 250
-_SHOWN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -78,32 +77,6 @@ class ImportReport:
 
 
 # -- reading and checking -----------------------------------------------------------------------
-
-def parse_timestamp(value: str) -> str:
-    """An ISO-8601 date or time as "YYYY-MM-DDTHH:MM:SSZ" in UTC (naive means UTC).
-
-    Raises ValueError with a short reason; callers add where the value came from.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"must be an ISO-8601 string, got {type(value).__name__}")
-    try:
-        at = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"{_shown(value)} is not an ISO-8601 date or time "
-                         "(e.g. 2026-01-02T10:00:00Z)") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    try:
-        at = at.astimezone(timezone.utc)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 falls before year 1 in UTC
-        raise ValueError(f"{_shown(value)} is out of range") from None
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "...")
-
 
 def _parse_line(raw: bytes) -> ImportedTurn | None:
     """One turn from one line (None for a blank line); ValueError says what is wrong."""
@@ -246,18 +219,11 @@ def _index(instance: "Instance", config: "Config", progress: Callable[[int, int]
     if not config.rag_enabled:
         return 0, ("memory is off (rag_enabled is false): the turns are not indexed for recall; "
                    "full-text `mnemara search` finds them")
-    from ..index.embedders import EmbedderUnavailable
     from ..memory.service import MemoryService
     own = service is None
     service = service or MemoryService(instance, config)
     try:
-        try:
-            report = service.drain(INDEX_BATCH, progress)
-        except EmbedderUnavailable as exc:
-            # A server-backed embedder is asked for its dimension when the index is opened; the
-            # taken operations were never marked done, so they wait in the outbox.
-            return 0, (f"not indexed yet ({exc}); the turns stay queued and are indexed on the "
-                       "next use of memory")
+        report = service.drain(INDEX_BATCH, progress)
         if report.error:
             return report.indexed, (f"not everything was indexed ({report.error}); the rest stays "
                                     "queued and is indexed on the next use of memory")

@@ -97,6 +97,20 @@ def set_up(tmp_path: Path, server: FakeOllama, opened: list):
     return inst, cfg, store, service
 
 
+def built_while_ollama_worked(tmp_path: Path, server: FakeOllama, opened: list):
+    """An instance whose index was built (with vectors) by a session that has ended; returns
+    the instance, its config, a store and the note it indexed."""
+    inst = make_instance(tmp_path, rag_embed_url=server.url)
+    cfg = inst.load_config()
+    store = TurnStore(inst.turns_path)
+    opened.append(store)
+    first = MemoryService(inst, cfg)
+    written = write_note(inst, store, cfg, BACKUP)
+    assert first.search(BACKUP).mode == "hybrid"
+    first.close()
+    return inst, cfg, store, written
+
+
 def hit(result, atom_id: str):
     return next((h for h in result.hits if h.atom.id == atom_id), None)
 
@@ -264,14 +278,7 @@ def test_writes_made_while_the_embedder_never_answered_are_searchable_and_embedd
 
 
 def test_a_changed_model_name_asks_for_a_reindex_instead_of_mixing_vectors(tmp_path, server, opened):
-    inst = make_instance(tmp_path, rag_embed_url=server.url)
-    cfg = inst.load_config()
-    store = TurnStore(inst.turns_path)
-    opened.append(store)
-    first = MemoryService(inst, cfg)
-    written = write_note(inst, store, cfg, BACKUP)
-    assert first.search(BACKUP).mode == "hybrid"
-    first.close()
+    inst, cfg, store, written = built_while_ollama_worked(tmp_path, server, opened)
     other = MemoryService(inst, cfg.replace(rag_embed_model="other-model"))
     opened.append(other)
     result = other.search("when does the nightly backup run")
@@ -282,14 +289,7 @@ def test_a_changed_model_name_asks_for_a_reindex_instead_of_mixing_vectors(tmp_p
 @pytest.mark.parametrize("fault", FAULTS)
 def test_the_embedder_down_at_start_still_leaves_full_text_search(tmp_path, server, opened, fault):
     # The index was built while Ollama worked; mnemara starts again while it does not.
-    inst = make_instance(tmp_path, rag_embed_url=server.url)
-    cfg = inst.load_config()
-    store = TurnStore(inst.turns_path)
-    opened.append(store)
-    first = MemoryService(inst, cfg)
-    written = write_note(inst, store, cfg, BACKUP)
-    assert first.search(BACKUP).mode == "hybrid"
-    first.close()
+    inst, cfg, store, written = built_while_ollama_worked(tmp_path, server, opened)
     changes, embedder, reason = down_embedder(fault, server)
     restarted = MemoryService(inst, cfg.replace(**changes), embedder=embedder)
     opened.append(restarted)

@@ -11,7 +11,8 @@ import pytest
 
 from mnemara.errors import MnemaraError
 from mnemara.memory.service import MemoryService
-from mnemara.ops.importer import import_conversation, parse_timestamp
+from mnemara.ops.importer import import_conversation
+from mnemara.timestamps import parse_timestamp
 from mnemara.store import TurnStore
 from mnemara.store.blocks import text_block
 
