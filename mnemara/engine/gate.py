@@ -6,6 +6,10 @@ Two SDK seams, both routed through one `PermissionPolicy`:
 - `can_use_tool` (called by the CLI after an "ask") puts a `PermissionRequest` in front of the
   user and waits for y / n / a / s.
 `allowed_tools` and `bypassPermissions` are never used: both would skip these seams.
+
+Deciding (parsing a Bash line, matching patterns under their time limit) and answering (which
+may write permissions.json) run in a worker thread: on the event loop they would hold up
+everything else in the turn, Ctrl+C included, for as long as the slowest pattern takes.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ class PermissionGate:
                            context: Any) -> dict[str, Any]:
         tool = hook_input.get("tool_name", "")
         tool_input = hook_input.get("tool_input") or {}
-        verdict = self.policy.decide(tool, tool_input)
+        verdict = await asyncio.to_thread(self.policy.decide, tool, tool_input)
         out: dict[str, Any] = {"hookEventName": "PreToolUse",
                                "permissionDecision": verdict.decision.value,
                                "permissionDecisionReason": verdict.reason}
@@ -63,7 +67,8 @@ class PermissionGate:
     async def can_use_tool(self, tool: str, tool_input: dict[str, Any], context: Any) -> Any:
         from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny
 
-        verdict = self.policy.decide(tool, tool_input)  # again: a grant may have changed it
+        # Again: a grant may have changed it since the hook ran.
+        verdict = await asyncio.to_thread(self.policy.decide, tool, tool_input)
         if verdict.decision is Decision.ASK:
             verdict = await self._ask(tool, tool_input, verdict)
         if verdict.decision is Decision.ALLOW:
@@ -73,7 +78,7 @@ class PermissionGate:
     async def _ask(self, tool: str, tool_input: dict[str, Any], verdict: Verdict) -> Verdict:
         if self.unattended is not None:
             choice, via = ("y", "unattended --yes") if self.unattended == "allow" else ("n", "unattended")
-            result = self.policy.answer(tool, tool_input, choice)
+            result = await asyncio.to_thread(self.policy.answer, tool, tool_input, choice)
             if result.decision is Decision.DENY:
                 result = Verdict(Decision.DENY, f"{tool} needs approval, and nobody can be asked in "
                                  "this mode (use --yes to allow ask-mode tools).", result.target, tool)
@@ -84,6 +89,6 @@ class PermissionGate:
                                     verdict.reason, _future=future)
         await self.emit(request)
         choice = await future
-        result = self.policy.answer(tool, tool_input, choice)
+        result = await asyncio.to_thread(self.policy.answer, tool, tool_input, choice)
         self._record(tool, tool_input, result.decision.value, result.reason, f"user:{choice}")
         return result

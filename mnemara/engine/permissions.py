@@ -9,13 +9,25 @@ Order of rules in `decide` (first that applies wins):
   1. the matching policy says deny                          -> DENY
   2. a file tool touches a path outside $HOME (home-only on) -> DENY, even when mode is allow
   3. mode allow                                             -> ALLOW
-  4. mode ask (or no policy at all: unknown tools ask)      -> ALLOW if a config pattern, a saved
-     "always" pattern or a session grant covers the call, else ASK
+  4. mode ask (or no policy at all: unknown tools ask)      -> ALLOW if a session grant, a config
+     pattern or a saved "always" pattern covers the call, else ASK
 
-Patterns are Python regexes applied with `re.search` to the call's target (`tool_target`): write
-them anchored (`^git status$`, `^ls( |$)`); an unanchored `git` would also allow `rm -rf / #git`.
-Tools without a target (MCP tools, or Glob/Grep with no path) match against the compact JSON of
-their input (`{"a":1}`, keys sorted).
+Patterns are Python regexes (run by the `regex` package in its `re`-compatible V0 mode) searched
+in the call's target (`tool_target`): write them anchored (`^git status$`, `^ls( |$)`); an
+unanchored `git` would also allow `rm -rf / #git`. Tools without a target (MCP tools, or
+Glob/Grep with no path) match against the compact JSON of their input (`{"a":1}`, keys sorted).
+
+A Bash command is parsed (`shell.analyse`), because a pattern searched in the whole line let
+`ls x && touch y` pass `^ls( |$)`. Patterns cover a Bash call when
+  - one of them is an exact pattern (`^` + escaped text + `$`, which is what "always" saves) whose
+    text is the whole command: the user approved exactly this line; or
+  - the line has none of the constructs no pattern may approve (substitution, `&`, output to a
+    file, a shell fed a script, ...: see shell.py) and every simple command in it matches a pattern.
+
+Every match runs under a time limit (MATCH_TIMEOUT_SECONDS each, DECISION_BUDGET_SECONDS for one
+call): a catastrophic pattern such as `(a|a)+$` then means "ask", with a reason naming it, instead
+of a turn frozen for minutes. The gate runs `decide` in a worker thread so the event loop, and
+Ctrl+C, stay responsive meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import unicodedata
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -32,6 +44,7 @@ from typing import Any, Iterable, Sequence
 from ..claude_tools import FILE_TOOLS, SEARCH_TOOLS, TARGET_KEYS, tool_target
 from ..config import ToolPolicy
 from ..fsutil import atomic_write_text
+from ..termsafe import inert
 
 
 class Decision(str, Enum):
@@ -50,6 +63,44 @@ class Verdict:
 
 _GLOB_CHARS = re.compile(r"[*?\[{]")
 _DESCRIBE_MAX = 200
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]|()")
+
+MATCH_TIMEOUT_SECONDS = 0.2      # one pattern against one text
+DECISION_BUDGET_SECONDS = 1.0    # all the matching for one tool call
+
+
+class _TimedOut(Exception):
+    """A pattern ran past its time limit (or the call's budget ran out before it)."""
+
+    def __init__(self, pattern: str, budget: bool) -> None:
+        super().__init__(pattern)
+        self.pattern = pattern
+        self.budget = budget
+
+
+def _exact_text(pattern: str) -> str | None:
+    """The one string `pattern` matches when it is `^` + escaped literal text + `$` (what an
+    "always" answer saves), else None. Such a pattern approves a Bash line only when the line is
+    exactly that text, compound or not: that is the line the user approved."""
+    if not pattern.startswith("^"):
+        return None
+    out, i, body = [], 1, pattern
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            nxt = body[i + 1:i + 2]
+            if not nxt or nxt.isalnum() or nxt == "_":
+                return None                  # \d, \n, \A ... are classes or anchors, not text
+            out.append(nxt)
+            i += 2
+        elif ch == "$" and i == len(body) - 1:
+            return "".join(out)
+        elif ch in _REGEX_SPECIAL:
+            return None
+        else:
+            out.append(ch)
+            i += 1
+    return None                              # no closing `$`: a prefix, not one exact line
 
 
 def _match_text(tool_name: str, tool_input: dict) -> str:
@@ -61,10 +112,9 @@ def _match_text(tool_name: str, tool_input: dict) -> str:
 
 
 def _printable(text: str) -> str:
-    # Escape control and format characters (newlines, ANSI escapes, bidi overrides) so a command
-    # cannot hide part of itself from the user reading the prompt.
-    return "".join(ch if unicodedata.category(ch) not in ("Cc", "Cf") else
-                   ch.encode("unicode_escape").decode("ascii") for ch in text)
+    # Every control and format character shows (newlines, ANSI escapes, bidi overrides, even the
+    # zero-width joiners) so a command cannot hide part of itself from the user reading the prompt.
+    return inert(text, keep="")
 
 
 def describe_call(tool_name: str, tool_input: dict) -> str:
@@ -116,7 +166,7 @@ class PermissionPolicy:
         self.file_tool_home_only = file_tool_home_only
         self.permissions_path = Path(permissions_path) if permissions_path is not None else None
         self.cwd = Path(cwd).absolute() if cwd is not None else Path.cwd()
-        self._saved: dict[str, list[re.Pattern[str]]] = {}
+        self._saved: dict[str, list[Any]] = {}     # regex.Pattern, compiled by `_compile`
         self._session: set[str] = set(session_grants)  # "s" answers carried over a config change
         if self.permissions_path is not None:
             saved, problem = _read_saved(self.permissions_path)
@@ -146,18 +196,72 @@ class PermissionPolicy:
         if policy is not None and policy.mode == "allow":
             return verdict(Decision.ALLOW, f"{tool_name} is allowed by this instance's policy.")
 
-        text = _match_text(tool_name, tool_input)
-        for rx in config_patterns:
-            if rx.search(text):
-                return verdict(Decision.ALLOW, f"{tool_name} call matches allowed pattern {rx.pattern!r}.")
-        for rx in self._saved.get(tool_name, []):
-            if rx.search(text):
-                return verdict(Decision.ALLOW, f"{tool_name} call matches saved pattern {rx.pattern!r}.")
         if tool_name in self._session:
             return verdict(Decision.ALLOW, f"{tool_name} is allowed for this session.")
+        patterns = ([(rx, "allowed") for rx in config_patterns]
+                    + [(rx, "saved") for rx in self._saved.get(tool_name, [])])
+        deadline = time.monotonic() + DECISION_BUDGET_SECONDS
+        try:
+            if tool_name == "Bash" and target is not None:
+                allowed, why = self._bash_covered(target, patterns, deadline)
+            else:
+                hit = self._first_match(_match_text(tool_name, tool_input), patterns, deadline)
+                allowed = hit is not None
+                why = f"{tool_name} call matches {hit[1]} pattern {hit[0]!r}." if hit else ""
+        except _TimedOut as exc:
+            limit = (f"the {DECISION_BUDGET_SECONDS:g} s budget for one call ran out at pattern "
+                     if exc.budget else f"matching took over {MATCH_TIMEOUT_SECONDS:g} s for pattern ")
+            return verdict(Decision.ASK, f"{tool_name} needs approval: {limit}{exc.pattern!r}, "
+                                         "so patterns were not trusted for this call.")
+        if allowed:
+            return verdict(Decision.ALLOW, why)
         if policy is None:
             return verdict(Decision.ASK, f"{tool_name} has no policy in allowed_tools, so it needs approval.")
-        return verdict(Decision.ASK, f"{tool_name} is set to ask and no allowed pattern or grant covers this call.")
+        return verdict(Decision.ASK, why or f"{tool_name} is set to ask and no allowed pattern or "
+                                            "grant covers this call.")
+
+    def _bash_covered(self, command: str, patterns: list[tuple[Any, str]],
+                      deadline: float) -> tuple[bool, str]:
+        """(allowed, reason) for a Bash line under `patterns`; see the module docstring."""
+        for rx, kind in patterns:
+            if _exact_text(rx.pattern) == command:
+                return True, f"Bash call matches {kind} pattern {rx.pattern!r}."
+        from .shell import analyse
+
+        parsed = analyse(command)
+        if parsed.problems:
+            return False, ("Bash needs approval: the command uses " + "; ".join(parsed.problems)
+                           + ", which no allowed pattern or grant approves.")
+        if not parsed.commands:
+            return False, ""
+        hits = []
+        for simple in parsed.commands:
+            hit = self._first_match(simple, patterns, deadline)
+            if hit is None:
+                where = "" if len(parsed.commands) == 1 else \
+                    f" (one of the {len(parsed.commands)} commands in this line)"
+                return False, (f"Bash is set to ask and {_printable(simple)!r}{where} matches no "
+                               "allowed pattern or saved grant.")
+            hits.append(hit)
+        if len(hits) == 1:
+            return True, f"Bash call matches {hits[0][1]} pattern {hits[0][0]!r}."
+        shown = ", ".join(dict.fromkeys(repr(p) for p, _ in hits))
+        return True, f"Each of the {len(hits)} commands in this Bash line matches a pattern ({shown})."
+
+    @staticmethod
+    def _first_match(text: str, patterns: list[tuple[Any, str]],
+                     deadline: float) -> tuple[str, str] | None:
+        """(pattern, "allowed"/"saved") of the first pattern found in `text`, under the limits."""
+        for rx, kind in patterns:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _TimedOut(rx.pattern, budget=True)
+            try:
+                if rx.search(text, timeout=min(MATCH_TIMEOUT_SECONDS, remaining)) is not None:
+                    return rx.pattern, kind
+            except TimeoutError:
+                raise _TimedOut(rx.pattern, budget=remaining < MATCH_TIMEOUT_SECONDS) from None
+        return None
 
     def _outside_home(self, tool_name: str, tool_input: dict) -> str | None:
         """A refusal sentence if a file tool would touch a path outside home, else None."""
@@ -242,7 +346,6 @@ class PermissionPolicy:
                                  "it holds for this session only.")
             self._apply_saved({tool_name: [pattern]}, merge=True)
             return pattern
-        self._saved = {}
         self._apply_saved(saved)   # the file is now the truth, including others' edits
         return pattern
 
@@ -285,18 +388,25 @@ class PermissionPolicy:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _compile(self, patterns: Sequence[str], where: str) -> list[re.Pattern[str]]:
+    def _compile(self, patterns: Sequence[str], where: str) -> list[Any]:
+        # `regex` rather than `re`: only it can stop a match after a time limit. V0 keeps `re`'s
+        # syntax, so a pattern means what the README (and Python's docs) say it means.
+        import regex
+
         out = []
         for p in patterns:
             try:
-                out.append(re.compile(p))
-            except re.error as exc:
+                out.append(regex.compile(p, flags=regex.V0))
+            except regex.error as exc:
                 warning = f"{where}: pattern {p!r} is not a valid regex ({exc}); ignored."
                 if warning not in self.warnings:
                     self.warnings.append(warning)
         return out
 
     def _apply_saved(self, saved: dict[str, list[str]], merge: bool = False) -> None:
+        # Built aside and swapped in whole: `decide` may be reading `_saved` in a worker thread.
+        fresh = dict(self._saved) if merge else {}
         for tool, patterns in saved.items():
             compiled = self._compile(patterns, f"saved permissions ({tool})")
-            self._saved[tool] = (self._saved.get(tool, []) + compiled) if merge else compiled
+            fresh[tool] = (fresh.get(tool, []) + compiled) if merge else compiled
+        self._saved = fresh
