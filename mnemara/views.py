@@ -1,6 +1,8 @@
 """Plain-text and JSON views of the window, search hits and instances.
 
-Shared by the CLI, the REPL and the TUI's slash commands; no UI library imports.
+Shared by the CLI, the REPL and the TUI's slash commands; no UI library imports. What a front end
+prints goes through `display_turn` / `format_hit`, which are inert for a terminal (`termsafe`);
+`format_turn` itself keeps the text as stored, because the model's read_turns tool reads it too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from .claude_tools import summarize_tool_call
 from .store.blocks import result_text
 from .store.turns import SearchHit, Turn
+from .termsafe import inert, one_line
 
 ROLE_LABEL = {"user": "you", "assistant": "assistant"}
 
@@ -89,6 +92,12 @@ def format_turn(turn: Turn, width: int = 100) -> str:
     return head + "\n" + "\n".join("  " + ln for ln in body)
 
 
+def display_turn(turn: Turn, width: int = 100) -> str:
+    """`format_turn` for a terminal: control and format characters from the turn (an ESC in a
+    message, a tool's output) show as escapes instead of acting on the terminal."""
+    return inert(format_turn(turn, width))
+
+
 @dataclass(frozen=True)
 class WindowTotals:
     turns: int
@@ -96,11 +105,13 @@ class WindowTotals:
     est_tokens: int
     max_tokens: int
     archived: int
+    failed: int = 0  # failed rows still shown in the window; never sent, so not in `turns`
 
     def line(self) -> str:
         pct = 100 * self.est_tokens / self.max_tokens if self.max_tokens else 0
-        return (f"{self.turns}/{self.max_turns} turns · ~{self.est_tokens:,}/{self.max_tokens:,} "
-                f"estimated tokens ({pct:.0f}%) · {self.archived:,} archived")
+        failed = f" (+{self.failed} failed, not sent)" if self.failed else ""
+        return (f"{self.turns}/{self.max_turns} turns{failed} · ~{self.est_tokens:,}/"
+                f"{self.max_tokens:,} estimated tokens ({pct:.0f}%) · {self.archived:,} archived")
 
     def to_json(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -114,11 +125,13 @@ def turn_json(turn: Turn) -> dict[str, Any]:
 
 def format_hit(hit: SearchHit | Any) -> str:
     # Two spaces after `where` always: a note's "memory  2026-04-27.md:12" is wider than the pad.
+    # Inert for a terminal: the snippet and a note's category come from the store.
     if isinstance(hit, SearchHit):
         where = f"{hit.source:<8}#{hit.turn_id}"
-        return f"{where:<24}  {hit.created_at}  {ROLE_LABEL.get(hit.role, hit.role):<10}{_one_line(hit.snippet)}"
-    where = f"memory  {hit.path.name}:{hit.line}"
-    return f"{where:<24}  {hit.at}  {hit.category:<10}{_one_line(hit.body, 80)}"
+        role = ROLE_LABEL.get(hit.role, hit.role)
+        return f"{where:<24}  {hit.created_at}  {role:<10}{one_line(hit.snippet, 100)}"
+    where = one_line(f"memory  {hit.path.name}:{hit.line}", 200)
+    return f"{where:<24}  {hit.at}  {one_line(hit.category, 40):<10}{one_line(hit.body, 80)}"
 
 
 def hit_json(hit: SearchHit | Any) -> dict[str, Any]:
@@ -127,8 +140,3 @@ def hit_json(hit: SearchHit | Any) -> dict[str, Any]:
                 "time": hit.created_at, "snippet": hit.snippet}
     return {"source": "memory", "file": str(hit.path), "line": hit.line, "time": hit.at,
             "category": hit.category, "snippet": hit.body[:200]}
-
-
-def _one_line(text: str, limit: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

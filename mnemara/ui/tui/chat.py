@@ -1,6 +1,8 @@
 """The chat log and its entries: messages, streamed Markdown, tool lines, notices.
 
 Entries only display what they are given; the app feeds them engine events and store rows.
+Whatever they show from the model, a tool or the store is inert (`termsafe`): an ESC in a message
+shows as `\x1b` and cannot move the cursor over the header or the status bar.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from typing import Any, Callable, Iterable
 
 from rich.cells import cell_len, set_cell_size
 from rich.console import RenderableType
-from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -23,8 +24,9 @@ from ...engine.events import ToolCall, ToolResult, TurnFinished, Usage
 from ...store.blocks import result_text
 from ...store.turns import Turn
 from ...claude_tools import summarize_tool_call
+from ...termsafe import inert
 from ...views import recall_item_label, recall_summary
-from .markdown_stream import StreamedMarkdown
+from .markdown_stream import InertMarkdown, StreamedMarkdown
 
 DETAIL_MAX_LINES = 200  # an expanded tool result shows at most this many lines
 NOTICE_ICONS = {"info": "·", "warning": "!", "error": "✗", "eviction": "⇡"}
@@ -32,7 +34,7 @@ NOTICE_ICONS = {"info": "·", "warning": "!", "error": "✗", "eviction": "⇡"}
 
 class UserMessage(Static):
     def __init__(self, text: str, *, failed: bool = False) -> None:
-        body = Text(text.rstrip("\n"))
+        body = Text(inert(text.rstrip("\n")))
         if failed:
             body.append("\n✗ failed: never sent to the model · /retry resends it", "italic")
         super().__init__(body, classes="user-message" + (" -failed" if failed else ""))
@@ -53,7 +55,7 @@ class AssistantText(Static):
         self.source = text
         self._stream: StreamedMarkdown | None = None
         if text:
-            self.update(RichMarkdown(text))
+            self.update(InertMarkdown(text))
 
     def append(self, chunk: str) -> None:
         if self._stream is None:
@@ -65,14 +67,14 @@ class AssistantText(Static):
     def replace(self, text: str) -> None:
         self.source = text
         self._stream = None
-        self.update(RichMarkdown(text))
+        self.update(InertMarkdown(text))
 
 
 class CommandOutput(Static):
     """What a slash command printed: its text verbatim, or a richer layout of the same."""
 
     def __init__(self, body: str | RenderableType, *, text: str | None = None) -> None:
-        super().__init__(Text(body) if isinstance(body, str) else body, classes="command-output")
+        super().__init__(Text(inert(body)) if isinstance(body, str) else body, classes="command-output")
         self.text = body if isinstance(body, str) else (text or "")
 
 
@@ -81,7 +83,7 @@ class NoticeLine(Static):
 
     def __init__(self, kind: str, text: str) -> None:
         kind = kind if kind in NOTICE_ICONS else "info"
-        super().__init__(Text(f"{NOTICE_ICONS[kind]} {text}"), classes=f"notice -{kind}")
+        super().__init__(Text(f"{NOTICE_ICONS[kind]} {inert(text)}"), classes=f"notice -{kind}")
         self.kind = kind
 
 
@@ -90,7 +92,8 @@ class TurnSummary(Static):
 
     def __init__(self, usage: Usage, cost_usd: float | None, api_calls: int = 1,
                  status: str = "complete") -> None:
-        parts = [f"in {usage.total_input:,}", f"out {usage.output_tokens:,}"]
+        parts = ([f"in {usage.total_input:,}", f"out {usage.output_tokens:,}"]
+                 if usage.total_input or usage.output_tokens else ["usage not reported"])
         if usage.cache_hit_ratio is not None:
             parts.append(f"cache {usage.cache_hit_ratio:.0%}")
         if cost_usd is not None:
@@ -114,7 +117,7 @@ class FoldLine(Vertical, can_focus=True):
 
     def __init__(self, summary: str, detail: str = "", *, classes: str = "") -> None:
         super().__init__(classes=f"fold {classes}".strip())
-        self._summary, self._detail = summary, detail
+        self._summary, self._detail = inert(summary), inert(detail)
         self._state: tuple[str, str] = ("", "")  # (text, style) after the summary
 
     def compose(self) -> Iterable[Widget]:
@@ -139,9 +142,9 @@ class FoldLine(Vertical, can_focus=True):
         return text
 
     def set_state(self, text: str, style: str = "dim", detail: str | None = None) -> None:
-        self._state = (text, style)
+        self._state = (inert(text), style)
         if detail is not None:
-            self._detail = detail
+            self._detail = inert(detail)
         if self.is_mounted:
             self.query_one(FoldSummary).refresh()
             self.query_one(".fold-detail", Static).update(Text(self._detail))

@@ -4,15 +4,37 @@ A streamed reply is re-rendered about fifteen times a second. Rendering all of i
 would cost more and more as the reply grows, so the text is cut into chunks at blank lines
 outside code fences: a closed chunk is rendered once per width and reused; only the open tail
 is rendered again. The result matches rendering the whole text in one piece (the tests check).
+
+Both are inert for the terminal (`termsafe`): the source is escaped before it is parsed, and
+what the parser decodes on its own (an entity such as `&#x202e;`) is escaped in the output.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from rich.console import Console, ConsoleOptions
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markdown import Markdown
 from rich.segment import Segment
+
+from ...termsafe import inert
+
+
+class InertMarkdown(Markdown):
+    """Markdown from the model or the store: it cannot drive the terminal it is shown on."""
+
+    def __init__(self, markup: str, **kwargs: Any) -> None:
+        super().__init__(inert(markup), **kwargs)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for item in super().__rich_console__(console, options):
+            if isinstance(item, Segment):
+                yield item if item.control else Segment(inert(item.text), item.style)
+            else:
+                for segment in console.render(item, options):
+                    yield segment if segment.control else Segment(inert(segment.text), segment.style)
 
 
 class StreamedMarkdown:
@@ -29,7 +51,7 @@ class StreamedMarkdown:
         self.feed(text)
 
     def feed(self, text: str) -> None:
-        self.tail += text
+        self.tail += inert(text)
         cut = self._boundary(self.tail)
         if cut:
             self.chunks.append(self.tail[:cut])
@@ -49,7 +71,7 @@ class StreamedMarkdown:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterable[Segment]:
         parts = [self._lines(i, chunk, console, options) for i, chunk in enumerate(self.chunks)]
         if self.tail.strip():
-            parts.append(_trim(console.render_lines(Markdown(self.tail), options, pad=False)))
+            parts.append(_trim(console.render_lines(InertMarkdown(self.tail), options, pad=False)))
         for n, lines in enumerate(p for p in parts if p):
             if n:
                 yield Segment.line()  # one blank line between blocks, as Markdown renders them
@@ -60,7 +82,7 @@ class StreamedMarkdown:
     def _lines(self, i: int, chunk: str, console: Console, options: ConsoleOptions) -> list[list[Segment]]:
         key = (i, options.max_width)
         if key not in self._cache:
-            self._cache[key] = _trim(console.render_lines(Markdown(chunk), options, pad=False))
+            self._cache[key] = _trim(console.render_lines(InertMarkdown(chunk), options, pad=False))
         return self._cache[key]
 
 

@@ -15,7 +15,8 @@ from textual.widgets import Button, DataTable, Footer, Static
 
 from ...engine.events import PermissionRequest
 from ...store.turns import Turn
-from ...views import ROLE_LABEL, format_turn
+from ...termsafe import INLINE, inert, inert_json, one_line
+from ...views import ROLE_LABEL, display_turn
 from ..commands import dispatch, window_totals
 
 if TYPE_CHECKING:
@@ -49,18 +50,19 @@ class PermissionScreen(ModalScreen[str]):
 
     def compose(self) -> Iterable[Widget]:
         req = self.request
+        tool = inert(req.tool, INLINE)  # the model names the tool; nothing it sends is obeyed
         with Vertical(id="permission-dialog") as dialog:
-            dialog.border_title = f"Allow {req.tool}?"
+            dialog.border_title = Text(f"Allow {tool}?")
             yield Static(Text(req.summary, style="bold"), id="permission-summary")
             if req.reason:
-                yield Static(Text(req.reason), id="permission-reason")
+                yield Static(Text(inert(req.reason)), id="permission-reason")
             with VerticalScroll(id="permission-input"):
-                yield Static(Text(json.dumps(req.input, indent=2, ensure_ascii=False)))
+                yield Static(Text(inert_json(json.dumps(req.input, indent=2, ensure_ascii=False))))
             with Horizontal(id="permission-buttons"):
                 for key, label, variant in CHOICES:
                     yield Button(Text(f"{label} [{key}]"), id=f"choice-{key}",
                                  variant=variant)  # type: ignore[arg-type]
-            yield Static(Text(f"y once · n deny (Esc) · a always this exact call · s {req.tool} "
+            yield Static(Text(f"y once · n deny (Esc) · a always this exact call · s {tool} "
                               "for this session"), id="permission-help")
 
     def on_mount(self) -> None:
@@ -149,13 +151,11 @@ class ContextScreen(ModalScreen[None]):
         message = self.query_one("#context-message", Static)
         for k in ("hint", "error"):
             message.set_class(kind == k, f"-{k}")
-        message.update(Text(text))
+        message.update(Text(inert(text)))
 
     @staticmethod
     def _cells(t: Turn, width: int) -> tuple[Text, ...]:
-        preview = " ".join(_preview(t).split())
-        if len(preview) > width:
-            preview = preview[: width - 1] + "…"
+        preview = one_line(_preview(t), width)
         status = ContextScreen.STATUS_SHOWN.get(t.status, t.status)
         when = t.created_at.replace("T", " ").rstrip("Z")[5:16]
         return (Text(f"#{t.id}"), Text(ROLE_LABEL.get(t.role, t.role)),
@@ -186,7 +186,7 @@ class ContextScreen(ModalScreen[None]):
             detail.display = False
             return
         detail.turn_id = turn.id  # type: ignore[attr-defined]
-        detail.update(Text(format_turn(turn, max(40, self.size.width - 6))))
+        detail.update(Text(display_turn(turn, max(40, self.size.width - 6))))
         detail.display = True
 
     def action_reload(self) -> None:

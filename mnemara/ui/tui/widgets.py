@@ -17,6 +17,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from ...termsafe import INLINE, inert
 from .history import Completion, InputHistory, complete_slash
 from .status import StatusFigures, arrange, segments
 
@@ -25,6 +26,8 @@ class ChatHeader(Static):
     """One line: display name and instance, model, role doc."""
 
     def show(self, name: str, model: str, role_doc: str | None, label: str = "") -> None:
+        # The display name and the model are free text from config (/swap takes any id): inert.
+        model, label = inert(model, INLINE), inert(label, INLINE)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" mnemara ", "bold reverse")
         text.append(f" {label or name} ", "bold")
@@ -35,7 +38,7 @@ class ChatHeader(Static):
         text.append(" · role: ", "dim")
         if role_doc:
             path = Path(role_doc).expanduser()
-            text.append(path.name + ("" if path.is_file() else " (missing)"))
+            text.append(inert(path.name, INLINE) + ("" if path.is_file() else " (missing)"))
         else:
             text.append("(none)", "dim")
         self.update(text)
@@ -204,7 +207,7 @@ class StatusBar(Widget):
                 if i:
                     text.append(" │ ", "dim")
                 for part, style in seg.parts:
-                    text.append(part, STATUS_STYLES.get(style, ""))
+                    text.append(inert(part, INLINE), STATUS_STYLES.get(style, ""))
             out.append(text)
         return out
 
