@@ -19,3 +19,9 @@ class ConfigError(MnemaraError):
 
 class StoreError(MnemaraError):
     """turns.sqlite cannot be opened or is not a mnemara store."""
+
+
+class StoreDamaged(StoreError):
+    """turns.sqlite is not a readable SQLite database any more (overwritten pages, truncation,
+    another file in its place). Raised at the store boundary, before anything is written, so the
+    user gets one line naming the file and the way back (doctor, restore) instead of a traceback."""

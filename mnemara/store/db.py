@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Iterable, Union
 
-from ..errors import StoreError
+from ..errors import StoreDamaged, StoreError
+from ..fsutil import PRIVATE_FILE, touch_private
 
 _TURN_COLUMNS = """
     role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
@@ -72,17 +75,136 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# SQLite result codes (primary, low byte) that mean the file itself is damaged or is not SQLite.
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+# ... and those that mean the file cannot be read or written where it is (disk, permissions).
+_ACCESS_CODES = frozenset({sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM,
+                           sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL})
+_INSTANCE_DIR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    """The one line a user sees for a damaged store: which file, that nothing was written, and
+    the way back (doctor to confirm, restore from a backup, or start a fresh window)."""
+    name = path.parent.name if _INSTANCE_DIR_RE.fullmatch(path.parent.name) else "NAME"
+    return (f"{path} is damaged ({detail}); nothing was changed. Check it with "
+            f"`mnemara doctor -i {name}`, then restore a backup with `mnemara restore FILE -i NEW` "
+            "or move the file aside to start a fresh window")
+
+
+def translate_error(path: Path, exc: Exception) -> Exception:
+    """The user-facing error for an SQLite failure, or `exc` itself when it is not about the file
+    (busy, constraint, a bug in our SQL: those keep their type so callers can still catch them)."""
+    if isinstance(exc, UnicodeDecodeError):
+        # SQLite's own error text quoted bytes of a garbled schema, and Python could not decode
+        # even the message: the file is damaged.
+        detail = bytes(exc.object).decode("utf-8", "replace")
+        return StoreDamaged(damaged_message(path, detail.replace("\ufffd", "?")))
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _DAMAGE_CODES or (primary is None and _looks_damaged(str(exc))):
+        return StoreDamaged(damaged_message(path, str(exc)))
+    if primary in _ACCESS_CODES:
+        return StoreError(f"{path}: cannot use the turn store ({exc}); check the disk and the "
+                          "file's permissions")
+    return exc
+
+
+def _looks_damaged(message: str) -> bool:
+    """Damage Python's sqlite3 module reports itself, without an SQLite code: a text column
+    whose bytes are no longer the UTF-8 mnemara wrote (a flipped byte inside a turn)."""
+    return ("malformed" in message or "not a database" in message
+            or "Could not decode to UTF-8" in message)
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose failures on a damaged file are StoreDamaged. Rows are read lazily, so
+    damage can surface on any fetch, not only on execute: every entry point translates."""
+
+    def _fail(self, exc: Exception) -> Exception:
+        conn = self.connection
+        translated = translate_error(getattr(conn, "store_path", Path("turns.sqlite")), exc)
+        if translated is not exc:
+            # Let go of the statement now: the traceback keeps this cursor alive (asyncio and
+            # click hold on to it), and a statement still open makes closing the connection
+            # lazy, leaving -wal/-shm files behind next to the damaged store.
+            self.close()
+        return translated
+
+    def execute(self, sql: str, parameters: Any = (), /) -> "_Cursor":
+        try:
+            return super().execute(sql, parameters)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._fail(exc) from None
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> "_Cursor":
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._fail(exc) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._fail(exc) from None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._fail(exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._fail(exc) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise self._fail(exc) from None
+
+
+class StoreConnection(sqlite3.Connection):
+    """The store's connection: remembers its file so any SQLite failure that means the file is
+    damaged becomes one StoreDamaged line naming it, wherever in mnemara the query runs (the
+    engine, the memory service's own connection, the CLI)."""
+
+    store_path: Path = Path("turns.sqlite")
+
+    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Any:  # type: ignore[override]
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the store. Read-only opens never create the file and never migrate.
 
-    Any failure (not a database, truncated, unreadable, newer schema) is a StoreError with one line.
+    Any failure (not a database, truncated, unreadable, newer schema) is a StoreError with one
+    line; a damaged file is a StoreDamaged, now or on any later query. A 0-byte file is what
+    SQLite itself calls an empty database: writers initialise it, readers see an empty store
+    (without writing it). A new file is created 0600, and its -wal/-shm inherit that mode.
     """
     path = Path(path)
     if readonly and not path.exists():
         raise StoreError(f"{path}: no turn store yet")
+    if readonly and _empty_file(path):
+        return _empty_store(path)
     conn = None
     try:
-        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        if not readonly:
+            _private_file(path)
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False,
+                               factory=StoreConnection)
+        conn.store_path = path
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 10000")
         if readonly:
@@ -92,6 +214,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         version, tables = conn.execute(
             "SELECT (SELECT user_version FROM pragma_user_version),"
             " (SELECT count(*) FROM sqlite_master)").fetchone()
+        if tables:
+            # Before the WAL switch and any migration: neither may write into a damaged file.
+            _probe(conn)
         # Checked before the WAL switch, which would already rewrite someone else's file.
         if not readonly and (version or not tables):
             _enable_wal(conn)
@@ -109,11 +234,71 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                              "run any writing command (e.g. `mnemara run`) first")
     except sqlite3.DatabaseError as exc:
         _close(conn)
-        raise StoreError(f"{path}: cannot open the turn store ({exc}); "
-                         "move the file aside to start a fresh window") from None
+        translated = translate_error(path, exc)
+        if translated is exc:
+            raise StoreError(f"{path}: cannot open the turn store ({exc}); "
+                             "move the file aside to start a fresh window") from None
+        raise translated from None
     except StoreError:
         _close(conn)  # now, not at interpreter exit: a failed open leaves no -wal/-shm behind
         raise
+    return conn
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    """Read both ends of every table's B-tree (its root, first and last leaf: a few pages each).
+
+    A damaged store mostly fails here, at open, before anything is written anywhere (a WAL
+    switch, a migration, a note's file): inserts go to the last leaf, and the root pages sit at
+    the front of the file where overwritten pages tend to be. Damage deeper inside still fails
+    the query that reaches it, as StoreDamaged, and that query's transaction is rolled back.
+    """
+    tables = conn.execute(
+        "SELECT name, upper(sql) LIKE '%WITHOUT ROWID%' FROM sqlite_master"
+        " WHERE type = 'table' AND rootpage > 0").fetchall()
+    for name, without_rowid in tables:
+        quoted = '"' + name.replace('"', '""') + '"'
+        if without_rowid:  # FTS5's small shadow tables: the first row is enough
+            conn.execute(f"SELECT 1 FROM {quoted} LIMIT 1").fetchone()
+            continue
+        conn.execute(f"SELECT (SELECT rowid FROM {quoted} ORDER BY rowid LIMIT 1),"
+                     f" (SELECT rowid FROM {quoted} ORDER BY rowid DESC LIMIT 1)").fetchone()
+
+
+def _private_file(path: Path) -> None:
+    """Create the store file 0600 before SQLite does (SQLite would make it 0644 less umask, and
+    gives its -wal/-shm the main file's mode), and tighten a store an older version left 0644."""
+    try:
+        if not path.exists():
+            touch_private(path)
+        mode = path.stat().st_mode & 0o777
+        if mode & ~PRIVATE_FILE and path.is_file():
+            os.chmod(path, mode & PRIVATE_FILE)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot open the turn store for writing "
+                         f"({exc.strerror or exc}); check its directory's permissions") from None
+
+
+def _empty_file(path: Path) -> bool:
+    """A 0-byte store with no write-ahead log holding its pages: an empty database."""
+    try:
+        if path.stat().st_size:
+            return False
+        wal = path.with_name(path.name + "-wal")
+        return not (wal.exists() and wal.stat().st_size)
+    except OSError:
+        return False
+
+
+def _empty_store(path: Path) -> sqlite3.Connection:
+    """A read-only view of an empty store, in memory: what a 0-byte file will be once a writer
+    initialises it, without writing it now."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False,
+                           factory=StoreConnection)
+    conn.store_path = path
+    conn.row_factory = sqlite3.Row
+    _migrate(conn)
+    conn.execute("PRAGMA query_only = 1")
     return conn
 
 
@@ -156,7 +341,8 @@ def _migrate(conn: sqlite3.Connection) -> int:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # some failures (I/O, a full disk) already rolled it back
+            conn.execute("ROLLBACK")
         raise
     return SCHEMA_VERSION
 
@@ -196,4 +382,6 @@ class Transaction:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if not self.outer:
             return
+        if exc_type and not self.conn.in_transaction:
+            return  # SQLite already rolled back (I/O error, full disk): nothing left to undo
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

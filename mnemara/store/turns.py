@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from .db import Transaction, connect
+from ..errors import StoreDamaged
+from .db import Transaction, connect, damaged_message
 from .render import DEFAULT_RESULT_MAX_CHARS, plain_text, render_turn
 from .tokens import BLOCK_OVERHEAD_TOKENS, SAFETY_MARGIN, TokenEstimator
 from .window import Budget, RowCost, plan_eviction
@@ -76,7 +78,11 @@ class TurnStore:
         self.path = Path(path)
         self.conn = connect(self.path, readonly=readonly)
         self.result_max_chars = result_max_chars
-        self.estimator = self._load_estimator()
+        try:
+            self.estimator = self._load_estimator()
+        except BaseException:
+            self.conn.close()  # now: an open connection would leave -wal/-shm next to the file
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -86,6 +92,15 @@ class TurnStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _turn(self, row: sqlite3.Row) -> Turn:
+        """A row as a Turn; a row whose JSON no longer parses (a changed byte on disk) is damage
+        to report like any other, not a traceback."""
+        try:
+            return Turn.from_row(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise StoreDamaged(damaged_message(
+                self.path, f"turn {row['id']} cannot be read: {type(exc).__name__}")) from None
 
     # --- transactions ---------------------------------------------------------------------------
     def transaction(self) -> Transaction:
@@ -141,7 +156,7 @@ class TurnStore:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM turns WHERE id = ?", (turn_id,)).fetchone()
         if row is None:
             raise KeyError(turn_id)
-        return Turn.from_row(row)
+        return self._turn(row)
 
     def window(self, last: int | None = None) -> list[Turn]:
         """Every row of the window, oldest first (or only the `last` N)."""
@@ -151,12 +166,12 @@ class TurnStore:
             rows = self.conn.execute(
                 f"SELECT * FROM (SELECT {_COLUMNS} FROM turns ORDER BY id DESC LIMIT ?) ORDER BY id",
                 (last,)).fetchall()
-        return [Turn.from_row(r) for r in rows]
+        return [self._turn(r) for r in rows]
 
     def sendable(self) -> list[Turn]:
         rows = self.conn.execute(
             f"SELECT {_COLUMNS} FROM turns WHERE status IN {SENDABLE} ORDER BY id").fetchall()
-        return [Turn.from_row(r) for r in rows]
+        return [self._turn(r) for r in rows]
 
     def sendable_renderings(self) -> list[str]:
         """Just the rendered blocks of what will be sent, oldest first (no JSON parsing)."""
@@ -251,6 +266,15 @@ class TurnStore:
     def count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM turns").fetchone()[0]
 
+    def window_counts(self) -> tuple[int, int]:
+        """(rows that count toward max_window_turns, failed rows): failed turns stay visible in
+        the window until evicted but are never sent, so neither the budget nor the totals a
+        user reads ("20/20 turns") count them."""
+        sendable, failed = self.conn.execute(
+            f"SELECT count(*) FILTER (WHERE status IN {SENDABLE}),"
+            " count(*) FILTER (WHERE status = 'failed') FROM turns").fetchone()
+        return sendable, failed
+
     def archived_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM archive").fetchone()[0]
 
@@ -285,26 +309,43 @@ class TurnStore:
             (match, RANK_WINDOW - 1)).fetchone()
         oldest = row[0] if row else 0
         # Rank inside the FTS table first; join the (at most `limit`) winners to their rows after.
+        # FTS5's snippet() re-reads the whole text and its cost grows about with the square of
+        # it (10 MB: minutes), so it only runs on texts up to SNIPPET_FTS_MAX_CHARS; a longer
+        # one gets `bounded_snippet`, which looks only at slices around the first matches.
         sql = """
             SELECT f.id, f.snip, COALESCE(t.role, a.role) AS role,
                    COALESCE(t.created_at, a.created_at) AS at,
                    CASE WHEN t.id IS NOT NULL THEN 'window' ELSE 'archive' END AS source
-            FROM (SELECT rowid AS id, snippet(turn_fts, 0, '[', ']', ' … ', 12) AS snip, rank
+            FROM (SELECT rowid AS id, rank,
+                         CASE WHEN length(body) <= ? THEN snippet(turn_fts, 0, '[', ']', ' … ', 12)
+                         END AS snip
                   FROM turn_fts WHERE turn_fts MATCH ? AND rowid >= ?
                   ORDER BY rank LIMIT ?) AS f
             LEFT JOIN turns t ON t.id = f.id
             LEFT JOIN archive a ON a.id = f.id
             WHERE t.id IS NOT NULL OR a.id IS NOT NULL
             ORDER BY f.rank"""
-        return [SearchHit(r["source"], r["id"], r["role"], r["at"], r["snip"])
-                for r in self.conn.execute(sql, (match, oldest, limit))]
+        hits = []
+        for r in self.conn.execute(sql, (SNIPPET_FTS_MAX_CHARS, match, oldest, limit)).fetchall():
+            snip = r["snip"]
+            if snip is None:
+                body = self.conn.execute("SELECT body FROM turn_fts WHERE rowid = ?",
+                                         (r["id"],)).fetchone()
+                # None: purged by another process since the ranking query (its own snapshot).
+                snip = bounded_snippet(body[0], query) if body else ""
+            hits.append(SearchHit(r["source"], r["id"], r["role"], r["at"], _cap_snippet(snip)))
+        return hits
 
     # --- token estimate calibration ---------------------------------------------------------------
     def _load_estimator(self) -> TokenEstimator:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'estimator'").fetchone()
         if row:
-            data = json.loads(row[0])
-            return TokenEstimator(float(data["chars_per_token"]), int(data["samples"]))
+            try:
+                data = json.loads(row[0])
+                return TokenEstimator(float(data["chars_per_token"]), int(data["samples"]))
+            except (ValueError, TypeError, KeyError):
+                raise StoreDamaged(damaged_message(
+                    self.path, "the token estimate in table meta cannot be read")) from None
         return TokenEstimator()
 
     def calibrate(self, chars: int, real_tokens: int) -> float:
@@ -329,18 +370,130 @@ class TurnStore:
         for table, where in (("turns", "window"), ("archive", "archive")):
             row = self.conn.execute(f"SELECT {_COLUMNS} FROM {table} WHERE id = ?", (turn_id,)).fetchone()
             if row is not None:
-                return Turn.from_row(row), where
+                return self._turn(row), where
         return None
 
     def iter_all(self) -> Iterator[Turn]:
         """Every turn, archive and window, in id order (for rebuilding the index)."""
         for row in self.conn.execute(
                 f"SELECT {_COLUMNS} FROM archive UNION ALL SELECT {_COLUMNS} FROM turns ORDER BY id"):
-            yield Turn.from_row(row)
+            yield self._turn(row)
 
     def iter_archive(self) -> Iterator[Turn]:
         for row in self.conn.execute(f"SELECT {_COLUMNS} FROM archive ORDER BY id"):
-            yield Turn.from_row(row)
+            yield self._turn(row)
+
+
+SNIPPET_FTS_MAX_CHARS = 16_000  # longest text FTS5's snippet() is asked for (about 1 ms)
+SNIPPET_SLICE_CHARS = 2_000     # a slice of a long text that bounded_snippet hands to FTS5
+SNIPPET_CANDIDATES = 32         # places in a long text tried per pass before giving up
+SNIPPET_SKIPS = 4_096           # occurrences inside words passed over per word and pass
+SNIPPET_MAX_CHARS = 300         # a snippet longer than this (a huge "word") is cut around its match
+_snippet_db = threading.local()  # one in-memory FTS5 table per thread for bounded_snippet
+
+
+def bounded_snippet(body: str, query: str) -> str:
+    """A search snippet of a long text, at a cost bounded by slices, not by the text's length.
+
+    The query's words are found as plain lower-case strings at word starts (fast even in 10 MB),
+    first as typed and then by their first three letters (so "runs" finds "running", as porter
+    stemming does); slices around the first few such places go into a small in-memory FTS5
+    table with the store's tokenizer, which decides which slice really matches and highlights
+    it just as `search` does for shorter texts. When no slice matches (a word only matched
+    through accent folding, say) the snippet is the text's beginning, without highlights.
+    """
+    words = [w.lower() for w in re.findall(r"\w+", query, flags=re.UNICODE)]
+    if not words:
+        return _cap_snippet(body[:SNIPPET_SLICE_CHARS])
+    lower = body.lower()
+    if len(lower) != len(body):  # a few characters lower-case to two: offsets would drift
+        lower = body
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"  # as fts_query: the last word is a prefix
+    any_word = " OR ".join(quoted)
+    for prefixes in (words, [w[:3] for w in words]):
+        starts = _word_starts(lower, prefixes, SNIPPET_CANDIDATES)
+        if not starts:
+            continue
+        found = _snippet_of_first_match(body, _slices_around(body, starts), any_word)
+        if found is not None:
+            return found
+    return body[:SNIPPET_MAX_CHARS] + (" … " if len(body) > SNIPPET_MAX_CHARS else "")
+
+
+def _word_starts(lower: str, prefixes: list[str], most: int) -> list[int]:
+    """Offsets (sorted) of up to `most` places where one of `prefixes` starts a word.
+
+    Occurrences inside words are skipped, at most SNIPPET_SKIPS of them per prefix, so a prefix
+    that is everywhere but never a word start ("a") costs a bounded number of steps too."""
+    found: set[int] = set()
+    for prefix in dict.fromkeys(prefixes):
+        at, hits, skips = 0, 0, 0
+        while hits < most and skips < SNIPPET_SKIPS:
+            at = lower.find(prefix, at)
+            if at < 0:
+                break
+            if at == 0 or not lower[at - 1].isalnum():
+                found.add(at)
+                hits += 1
+            else:
+                skips += 1
+            at += 1
+    return sorted(found)[:most]
+
+
+def _slices_around(body: str, starts: list[int]) -> list[tuple[int, int]]:
+    """Non-overlapping (start, end) slices of at most SNIPPET_SLICE_CHARS, each around a match."""
+    half = SNIPPET_SLICE_CHARS // 2
+    slices: list[tuple[int, int]] = []
+    for at in starts:
+        if slices and at < slices[-1][1] - 20:
+            continue  # already inside the previous slice, with room for the word
+        begin = max(0, at - half, slices[-1][1] if slices else 0)
+        end = min(len(body), begin + SNIPPET_SLICE_CHARS)
+        # Start and end at spaces, so no slice begins or ends with half a word.
+        if begin:
+            space = body.find(" ", begin, at)
+            begin = space + 1 if space >= 0 else at
+        if end < len(body):
+            space = body.rfind(" ", at, end)
+            end = space if space > at else end
+        slices.append((begin, end))
+    return slices
+
+
+def _snippet_of_first_match(body: str, slices: list[tuple[int, int]], match: str) -> str | None:
+    """FTS5's own snippet of the first slice that matches `match`, marked where it was cut."""
+    conn = getattr(_snippet_db, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.execute("CREATE VIRTUAL TABLE s USING fts5 (body, tokenize = 'porter unicode61')")
+        _snippet_db.conn = conn
+    try:
+        conn.executemany("INSERT INTO s (rowid, body) VALUES (?, ?)",
+                         [(n, body[b:e]) for n, (b, e) in enumerate(slices)])
+        row = conn.execute("SELECT rowid, snippet(s, 0, '[', ']', ' … ', 12) FROM s"
+                           " WHERE s MATCH ? ORDER BY rowid LIMIT 1", (match,)).fetchone()
+    finally:
+        conn.execute("DELETE FROM s")
+    if row is None:
+        return None
+    begin, end = slices[row[0]]
+    snip: str = row[1]
+    if begin and not snip.startswith(" … "):
+        snip = " … " + snip
+    if end < len(body) and not snip.endswith(" … "):
+        snip += " … "
+    return snip
+
+
+def _cap_snippet(snippet: str) -> str:
+    """Keep a snippet short even when a single "word" in it is enormous (base64, minified code)."""
+    if len(snippet) <= SNIPPET_MAX_CHARS:
+        return snippet
+    mark = max(snippet.find("["), 0)
+    begin = max(0, mark - SNIPPET_MAX_CHARS // 3)
+    return ("… " if begin else "") + snippet[begin:begin + SNIPPET_MAX_CHARS] + " …"
 
 
 def fts_query(text: str) -> str:

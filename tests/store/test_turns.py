@@ -423,11 +423,15 @@ def test_another_programs_database_is_refused_not_migrated(path):
     assert path.read_bytes() == before
 
 
-def test_empty_file_is_a_fresh_store_for_writers_and_an_error_for_readers(path):
+def test_empty_file_is_an_empty_store_for_readers_and_a_fresh_store_for_writers(path):
+    """SQLite calls a 0-byte file an empty database; so does every mnemara command. Readers see
+    an empty window and archive without writing the file; the first writer initialises it."""
     path.write_bytes(b"")
-    with pytest.raises(StoreError, match="not a mnemara turn store"):
-        TurnStore(path, readonly=True)
-    assert path.read_bytes() == b""
+    with TurnStore(path, readonly=True) as s:
+        assert (s.count(), s.archived_count(), s.window(), s.search("hello")) == (0, 0, [], [])
+        with pytest.raises(StoreError, match="readonly"):
+            s.add_turn("user", text("hello"))
+    assert path.read_bytes() == b"" and os.listdir(path.parent) == [path.name]
     with TurnStore(path) as s:
         s.add_turn("user", text("hello"))
     with TurnStore(path, readonly=True) as s:
