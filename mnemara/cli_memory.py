@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -20,6 +19,7 @@ import click
 from .cli import _ensure, _existing, instance_option, main
 from .errors import MnemaraError
 from .index.atoms import KINDS
+from .termsafe import inert, inert_json, one_line
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from .memory.service import MemoryService
 
 PREVIEW_CHARS = 100
-# Characters that would break a one-line listing or disguise it: line and paragraph separators
-# and the bidirectional overrides (the rest of the invisible ones are category Cc, caught below).
-_INVISIBLE = {"\u2028", "\u2029", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)),
-              *map(chr, range(0x2066, 0x206A))}
 
 
 @contextmanager
@@ -86,7 +82,7 @@ def recall(instance_name: str, queries: tuple[str, ...], k: int, kinds: tuple[st
             result = ops.recall(service, [query], k=k, kinds=list(kinds) or None,
                                 since=since, until=until, now=at)[0]
             if as_json:
-                click.echo(json.dumps(_result_json(query, result), ensure_ascii=False))
+                click.echo(inert_json(json.dumps(_result_json(query, result), ensure_ascii=False)))
             else:
                 _print_result(query, result)
 
@@ -180,26 +176,6 @@ def _where(hit: "Hit") -> str:
     return f"{atom.kind} {atom.id}" + (f" [{atom.category}]" if atom.category else "")
 
 
-def one_line(text: str, limit: int) -> str:
-    """`text` on one line of at most `limit` characters: runs of whitespace (newlines included)
-    become one space, other control and invisible characters show as escapes (a hit's text must
-    not move the cursor or recolour the terminal), and a cut is marked with an ellipsis."""
-    pieces: list[str] = []
-    length = 0
-    for ch in " ".join(text.split()):
-        visible = ch.encode("unicode_escape").decode("ascii") if (
-            unicodedata.category(ch) == "Cc" or ch in _INVISIBLE) else ch
-        pieces.append(visible)
-        length += len(visible)
-        if length > limit:
-            break
-    if length <= limit:
-        return "".join(pieces)
-    while pieces and length > limit - 1:  # never cut an escape in half
-        length -= len(pieces.pop())
-    return "".join(pieces) + "…"
-
-
 # -- reindex ------------------------------------------------------------------------------------
 
 @main.command()
@@ -287,7 +263,9 @@ def wiki_show(group_instance: str, instance_name: str | None, page: str) -> None
     except WikiError as exc:
         # The wiki's messages name the model's tool; here the command is what helps.
         raise MnemaraError(str(exc).replace("wiki_list", "`mnemara wiki list`")) from None
-    click.echo(text, nl=False)
+    # The model writes wiki pages: inert on a terminal; the page's bytes unchanged into a pipe
+    # (color=True: click would strip what looks like a colour code, and only that).
+    click.echo(inert(text) if sys.stdout.isatty() else text, nl=False, color=True)
 
 
 @wiki.command("edit")
@@ -362,11 +340,13 @@ def _edit_text(inst: "Instance", text: str) -> str:
 @instance_option
 @click.argument("file", metavar="FILE")
 def import_cmd(instance_name: str, file: str) -> None:
-    """Import a conversation from a JSON-lines file, one turn per line.
+    """Import a conversation (JSON lines, one turn per line) or a `mnemara export` file.
 
-    Each line: {"role": "user"|"assistant", "text": "...", "ts": "ISO-8601"} (ts optional;
-    naive = UTC). FILE '-' reads stdin. Every line is checked first (a bad one imports nothing);
-    the turns follow any existing ones, the newest that fit stay in the window, the rest are
+    A conversation line: {"role": "user"|"assistant", "text": "...", "ts": "ISO-8601"} (ts
+    optional; naive = UTC); its turns follow any existing ones. An export (recognised by its
+    header record) is restored exactly (turns with their ids, blocks, usage, pins and status;
+    notes; wiki pages) into an empty instance only. FILE '-' reads stdin. Every line is checked
+    first (a bad one imports nothing); the newest turns that fit stay in the window, the rest are
     archived, and all are indexed for recall. Creates the instance if it does not exist.
     """
     from .instance import Instance
@@ -383,3 +363,26 @@ def import_cmd(instance_name: str, file: str) -> None:
     click.echo(report.line())
     if report.note:
         click.echo(f"mnemara: note: {report.note}", err=True)
+
+
+# -- export -------------------------------------------------------------------------------------
+
+@main.command("export")
+@instance_option
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl",
+              show_default=True, help="jsonl: for `mnemara import` (lossless); md: for reading.")
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE (created 0600) instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def export_cmd(instance_name: str, fmt: str, output: str | None, force: bool) -> None:
+    """Export the window, the archive, memory notes and wiki pages.
+
+    Every turn with all its blocks, usage, pin, status and times. Secrets are replaced by
+    markers unless the config says `redact: false`. The instance is not changed.
+    """
+    from .ops.export import export
+    inst = _existing(instance_name)
+    report = export(inst, inst.load_config(), fmt=fmt, output=output, force=force)
+    if output is not None:
+        click.echo(report.line())
+    elif report.secrets_redacted:
+        click.echo(f"mnemara: note: {report.secrets_redacted:,} secret(s) redacted", err=True)

@@ -76,17 +76,50 @@ def write_note_block(memory_dir: Path, text: str, category: str = "note",
     block = format_note(text, category, payload, at)
     ensure_private_dir(memory_dir)
     path = Path(memory_dir) / f"{at.strftime('%Y-%m-%d')}.md"
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    fd = _open_locked(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         line = _count_lines(fd) + 1  # under the lock: no other writer can move it
         data = block.encode("utf-8")
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # The file ends mid-line: a writer killed during a large write (Linux cuts a write
+            # short when SIGKILL arrives) or a hand edit. Start on a line of our own, or our
+            # header would be glued to that line and this note swallowed by the one before.
+            data = b"\n" + data
         written = 0
         while written < len(data):
             written += os.write(fd, data[written:])
     finally:
         os.close(fd)  # closing releases the lock
     return path, line, block.split("]", 1)[0].removeprefix("## [")
+
+
+def _open_locked(path: Path) -> int:
+    """`path` opened for appending under its exclusive flock, and still the file at `path`.
+
+    `mnemara redact` replaces a day file by renaming a rewritten copy over it while holding this
+    same flock. A writer that was waiting on the old file's lock would otherwise append to the
+    unlinked old inode and its note would be lost; it notices the swap here and retries on the
+    new file.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass  # renamed away and not (yet) replaced: open it afresh
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def note_header_lines(text: str) -> list[int]:
+    """The 1-based lines of `text` holding a note header, numbered as `parse_notes` numbers
+    them (so a rewrite can check that no note id moved)."""
+    return [n for n, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
 
 
 def _count_lines(fd: int) -> int:

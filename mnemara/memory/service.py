@@ -18,7 +18,7 @@ from ..errors import MnemaraError
 from ..index.atoms import Atom
 from ..store.turns import TurnStore
 from .outbox import Outbox, OutboxState
-from .sources import iter_source_atoms, turn_atom
+from .sources import for_index, iter_source_atoms, turn_atom
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -169,6 +169,7 @@ class MemoryService:
                     outbox.failed(items, str(exc))
                     return DrainReport(total.indexed, total.deleted, str(exc))
                 upserts, deletes = self._resolve(store, items)
+                upserts = [for_index(a, self.config) for a in upserts]  # secrets never indexed
                 try:
                     index.upsert(upserts)
                     index.delete(deletes)

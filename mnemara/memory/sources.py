@@ -1,6 +1,9 @@
 """Memory atoms built from their sources: turns, notes, wiki pages and manual entries.
 
 The index is derived data: everything in it can be rebuilt from these (`iter_source_atoms`).
+Every atom enters the index through `for_index` (here for a rebuild, in the service's drain for
+the outbox), which redacts secrets when the config's `redact` is on: a turn stays verbatim in
+`turns.sqlite` while its indexed copy does not hold the API key pasted into it.
 """
 
 from __future__ import annotations
@@ -51,11 +54,22 @@ def note_atom(note: Note) -> Atom:
                 category=note.category)
 
 
+def for_index(atom: Atom, config: "Config") -> Atom:
+    """The atom as the index stores it: its text redacted when `config.redact` is on. The same
+    atom always gives the same text (redaction is idempotent), so rewriting an atom is a no-op."""
+    if not config.redact:
+        return atom
+    from ..redact import redact
+    text = redact(atom.text)
+    return atom if text is atom.text else Atom(**{**atom.__dict__, "text": text})
+
+
 def iter_source_atoms(instance: "Instance", store: "TurnStore", config: "Config") -> Iterator[Atom]:
-    """Every atom the index should hold, superseded ones marked."""
+    """Every atom the index should hold, superseded ones marked, secrets redacted."""
     superseded = {r[0] for r in store.conn.execute("SELECT atom_id FROM superseded")}
 
     def mark(atom: Atom) -> Atom:
+        atom = for_index(atom, config)
         if atom.id in superseded:
             return Atom(**{**atom.__dict__, "superseded": True})
         return atom

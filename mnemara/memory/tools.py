@@ -67,7 +67,8 @@ def rag_index(ctx: ToolContext, args: dict[str, Any]) -> str:
     try:
         with ctx.memory_service().locked_store() as store:
             atom = add_manual(store, args["text"], kind=args["kind"],
-                              source_path=args.get("source_path") or "", category=args.get("category") or "")
+                              source_path=args.get("source_path") or "", category=args.get("category") or "",
+                              redact=ctx.config.redact)
     except MemoryWriteError as exc:
         raise ToolError(str(exc)) from None
     return (f"Indexed as {atom.id}; rag_query and automatic recall will find it. "

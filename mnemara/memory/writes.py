@@ -46,8 +46,13 @@ def write_note(instance: "Instance", store: "TurnStore", config: "Config", text:
                category: str = "note", payload: dict[str, Any] | None = None) -> NoteWritten:
     """Append a note to today's memory file and queue it for the index.
 
-    A `wiki/<slug>` category also appends the text to that wiki page.
+    A `wiki/<slug>` category also appends the text to that wiki page. With `redact` on (the
+    default), secrets in the text and payload are replaced by markers before anything is written.
     """
+    if config.redact:
+        from ..redact import redact, redact_value
+        text = redact(text)
+        payload = redact_value(payload) if payload else payload
     wiki_page = None
     if category.startswith(WIKI_CATEGORY_PREFIX):
         slug = category[len(WIKI_CATEGORY_PREFIX):]
@@ -62,8 +67,12 @@ def write_note(instance: "Instance", store: "TurnStore", config: "Config", text:
 
 def write_wiki(instance: "Instance", store: "TurnStore", config: "Config", slug: str,
                content: str, mode: str = "replace") -> "WikiPage":
-    """Write a wiki page and queue its sections (and the removal of sections it no longer has)."""
+    """Write a wiki page and queue its sections (and the removal of sections it no longer has).
+    With `redact` on, secrets in `content` are replaced by markers before it is written."""
     from .wiki import Wiki, WikiError, page_atoms
+    if config.redact:
+        from ..redact import redact
+        content = redact(content)
     wiki = Wiki(instance.wiki_dir)
     try:
         before = len(page_atoms(wiki.read(slug)))
@@ -81,11 +90,15 @@ def write_wiki(instance: "Instance", store: "TurnStore", config: "Config", slug:
 
 
 def add_manual(store: "TurnStore", text: str, *, kind: str = "manual", source_path: str = "",
-               category: str = "") -> Atom:
+               category: str = "", redact: bool = True) -> Atom:
     """An entry the model (or a script) put into the index by hand; kept in turns.sqlite so a
-    rebuild of the index keeps it."""
+    rebuild of the index keeps it. `redact` (the config's `redact`): secrets become markers
+    before the entry is stored."""
     if not text.strip():
         raise MemoryWriteError("nothing to index: the text is empty")
+    if redact:
+        from ..redact import redact as redact_text
+        text = redact_text(text)
     atom = Atom(id=f"{kind}:{secrets.token_hex(6)}", kind=kind, text=text.strip(),
                 created_at=utc_now(), source=source_path, category=category)
     with store.transaction():
@@ -107,7 +120,7 @@ def supersede(instance: "Instance", store: "TurnStore", config: "Config", old_id
         new_id = write_note(instance, store, config, body, old.category or "note").id
     else:
         new_id = add_manual(store, text, kind=old.kind, source_path=old.source,
-                            category=old.category).id
+                            category=old.category, redact=config.redact).id
     marked = Atom(**{**old.__dict__, "superseded": True})
     with store.transaction():
         store.conn.execute("INSERT OR REPLACE INTO superseded (atom_id, by_id, reason, at)"

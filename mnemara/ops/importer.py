@@ -1,7 +1,9 @@
-"""Import a conversation kept elsewhere into an instance: its turns join the window and archive,
-and the memory index takes them in.
+"""Import into an instance: a conversation kept elsewhere, or a `mnemara export` file; the turns
+join the window and archive, and the memory index takes them in.
 
-The file is JSON Lines, one turn per line, in conversation order:
+A file whose first record is an export header (`{"type": "header", "format": "mnemara-export",
+...}`) is an export, imported losslessly into an empty instance by `import_export.py`. Any other
+file is a conversation in JSON Lines, one turn per line, in conversation order:
 
     {"role": "user", "text": "how do I deploy?", "ts": "2026-01-02T10:00:00Z"}
     {"role": "assistant", "text": "Run make deploy.", "ts": "2026-01-02T10:00:05+01:00"}
@@ -15,6 +17,9 @@ the instance is left as it was. The turns are then written in one transaction (a
 the instance already has), the window is cut to its budget (the newest turns that fit stay, the
 rest go to the archive), and the index outbox is drained. Indexing problems never undo the
 import: what could not be indexed stays in the outbox for the next drain.
+
+Both kinds write under the exclusive instance lock (a chat session's turn waits for the import,
+and the import for the turn in flight); the indexing afterwards does not hold it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ..errors import MnemaraError
 from ..timestamps import parse_timestamp, shown as _shown
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..instance import Instance
     from ..memory.service import MemoryService
+    from .import_export import ExportBundle
 
 ROLES = ("user", "assistant")
 KEYS = ("role", "text", "ts")
@@ -61,6 +67,10 @@ class ImportReport:
     store_seconds: float    # reading, checking and writing the turns
     index_seconds: float
     note: str | None = None  # why indexing was partial or full-text only, or that memory is off
+    kind: str = "conversation"  # or "export"
+    notes: int = 0          # memory notes written (exports)
+    wiki_pages: int = 0     # wiki pages written (exports)
+    entries: int = 0        # manual index entries written (exports)
 
     @property
     def seconds(self) -> float:
@@ -69,8 +79,16 @@ class ImportReport:
     def line(self) -> str:
         s = "" if self.imported == 1 else "s"
         after = f" after {self.existing:,} existing turns" if self.existing else ""
-        text = (f"imported {self.imported:,} turn{s} from {self.source}{after}: "
-                f"{self.in_window:,} in the window, {self.archived:,} archived")
+        what = f"{self.imported:,} turn{s}"
+        if self.kind == "export":
+            what = (f"the export {self.source}: {what}, {self.notes:,} note{'s' if self.notes != 1 else ''}, "
+                    f"{self.wiki_pages:,} wiki page{'s' if self.wiki_pages != 1 else ''}"
+                    + (f", {self.entries:,} index entr{'ies' if self.entries != 1 else 'y'}"
+                       if self.entries else ""))
+            text = f"imported {what} ({self.in_window:,} in the window, {self.archived:,} archived)"
+        else:
+            text = (f"imported {what} from {self.source}{after}: "
+                    f"{self.in_window:,} in the window, {self.archived:,} archived")
         if self.displaced:
             text += f" (and {self.displaced:,} older window turns archived to make room)"
         return text + f"; {self.indexed:,} indexed; {self.seconds:.1f} s"
@@ -159,11 +177,21 @@ class Conversation:
     read_seconds: float
 
 
-def load_conversation(path: str | Path) -> Conversation:
-    """Read and check the JSONL conversation at `path` ("-": stdin); MnemaraError names the
-    first bad line. Touches no instance, so a caller can check a file before creating one."""
+Loaded = Union[Conversation, "ExportBundle"]
+
+
+def load_conversation(path: str | Path) -> Loaded:
+    """Read and check the file at `path` ("-": stdin): a JSONL conversation, or an export when
+    its first record is an export header. MnemaraError names the first bad line. Touches no
+    instance, so a caller can check a file before creating one."""
+    from .import_export import is_export_header, parse_export
     started = time.perf_counter()
     data, name = read_source(path)
+    first = next((line for line in data.split(b"\n", 50)[:50] if line.strip()), b"")
+    if is_export_header(first):
+        bundle = parse_export(data, name)
+        bundle.read_seconds = time.perf_counter() - started
+        return bundle
     turns = parse_conversation(data, name)
     return Conversation(name, turns, time.perf_counter() - started)
 
@@ -171,24 +199,56 @@ def load_conversation(path: str | Path) -> Conversation:
 def import_conversation(instance: "Instance", config: "Config", path: str | Path, *,
                         progress: Callable[[int, int], None] | None = None,
                         service: "MemoryService | None" = None) -> ImportReport:
-    """Import the JSONL conversation at `path` ("-": stdin); see the module docstring."""
+    """Import the conversation or export at `path` ("-": stdin); see the module docstring."""
     return import_turns(instance, config, load_conversation(path), progress=progress, service=service)
 
 
-def import_turns(instance: "Instance", config: "Config", conversation: Conversation, *,
+def import_turns(instance: "Instance", config: "Config", conversation: Loaded, *,
                  progress: Callable[[int, int], None] | None = None,
                  service: "MemoryService | None" = None) -> ImportReport:
-    """Write a checked conversation into the instance, budget the window, index the turns.
+    """Write a checked conversation (or export) into the instance, budget the window, index.
 
     `progress(done, total)` follows the indexing, the part that takes time. `service` is an
     already open memory service to drain with (one is opened and closed otherwise).
     """
+    from ..lock import instance_lock
+    from .import_export import ExportBundle, finish_interrupted_import, write_export
+    started = time.perf_counter()
+    bundle = conversation if isinstance(conversation, ExportBundle) else None
+    with instance_lock(instance, exclusive=True, purpose="import"):
+        finish_interrupted_import(instance, locked=True)
+        if bundle is not None:
+            exported = write_export(instance, config, bundle)
+        else:
+            ids, moved, before, existing = _write_conversation(instance, config, conversation)
+    store_seconds = conversation.read_seconds + time.perf_counter() - started
+
+    started = time.perf_counter()
+    indexed, note = _index(instance, config, progress, service)
+    index_seconds = time.perf_counter() - started
+    if bundle is None:
+        archived = sum(1 for i in ids if i in moved)
+        return ImportReport(conversation.source, len(ids), len(ids) - archived, archived,
+                            len(moved & before), existing, indexed, store_seconds, index_seconds, note)
+    if exported.kept:
+        kept = (f"{len(exported.kept)} file(s) appeared in the instance during the import and "
+                f"were kept; the imported versions stay in {Path(exported.kept[0]).parent}")
+        note = f"{note}; {kept}" if note else kept
+    archived = sum(1 for t in bundle.turns if t["where"] == "archive") + len(exported.moved)
+    return ImportReport(bundle.source, len(bundle.turns), len(bundle.turns) - archived, archived,
+                        0, 0, indexed, store_seconds, index_seconds, note, kind="export",
+                        notes=len(bundle.notes), wiki_pages=len(bundle.wiki),
+                        entries=len(bundle.entries))
+
+
+def _write_conversation(instance: "Instance", config: "Config",
+                        conversation: Conversation) -> tuple[list[int], set[int], set[int], int]:
+    """(ids written, ids the budget archived, ids held before, turns held before)."""
     from ..engine.prompt import read_role_doc
     from ..store.blocks import text_block
     from ..store.turns import TurnStore, utc_now
     from ..store.window import Budget
 
-    started = time.perf_counter()
     now = utc_now()
     role_text = read_role_doc(config.role_doc_path).text
     with TurnStore(instance.turns_path, result_max_chars=config.tool_result_max_chars) as store:
@@ -203,14 +263,7 @@ def import_turns(instance: "Instance", config: "Config", conversation: Conversat
             room = max(1, config.max_window_tokens - store.estimator.estimate(role_text))
             eviction = store.apply_budget(Budget(config.max_window_turns, room), reason="import")
         moved = set(eviction.ids) if eviction else set()
-    archived = sum(1 for i in ids if i in moved)
-    store_seconds = conversation.read_seconds + time.perf_counter() - started
-
-    started = time.perf_counter()
-    indexed, note = _index(instance, config, progress, service)
-    return ImportReport(conversation.source, len(ids), len(ids) - archived, archived,
-                        len(moved & before), existing, indexed, store_seconds,
-                        time.perf_counter() - started, note)
+    return ids, moved, before, existing
 
 
 def _index(instance: "Instance", config: "Config", progress: Callable[[int, int], None] | None,
