@@ -21,13 +21,16 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MnemaraError as exc:
-            click.echo(f"mnemara: {exc}", err=True)
+            from .termsafe import inert  # a message may quote a page name, a path, a tool's text
+            click.echo(f"mnemara: {inert(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
 
 
 def instance_option(fn: Callable) -> Callable:
     return click.option(
-        "--instance", "-i", "instance_name", default=default_instance_name, show_default="default",
+        # No show_default: the default is a callable (env, else 'default'); click would print
+        # "[default: (default)]". The help says it in words.
+        "--instance", "-i", "instance_name", default=default_instance_name, show_default=False,
         metavar="NAME", help="Instance name (env MNEMARA_INSTANCE; default 'default').")(fn)
 
 
@@ -45,6 +48,8 @@ def _ensure(name: str) -> Instance:
     if inst.exists():
         inst.load_config()
         return inst
+    if inst.holds_data() or inst.problem() and not inst.root.is_dir():
+        inst.require()  # a lost or broken config.json over turns: say so, never recreate silently
     try:
         inst.create()
     except InstanceError:
@@ -61,9 +66,16 @@ def _is_tty() -> bool:
 
 
 def _warn_missing_role(path: str | None) -> None:
-    if path and not Path(path).is_file():
+    """A role doc that is missing, unreadable, a directory, not UTF-8 or holding a NUL byte is
+    a warning: turns run with an empty system prompt until it is fixed."""
+    from .engine.prompt import role_doc_problem
+    problem = role_doc_problem(path) if path else None
+    if problem == "does not exist":
         click.echo(f"mnemara: warning: role doc {path} does not exist yet; "
                    "turns will run with an empty system prompt until it does", err=True)
+    elif problem:
+        click.echo(f"mnemara: warning: role doc {path} {problem}; "
+                   "turns run with an empty system prompt until it is fixed", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,9 +111,11 @@ def init(instance_name: str, role: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(as_json: bool) -> None:
     """List instances with model, role doc, window size and last activity."""
-    from .errors import ConfigError, StoreError
+    from .errors import ConfigError, StoreDamaged, StoreError
+    from .instance import broken_instances
     from .store import TurnStore
     rows = []
+    # One broken instance is one row saying so; the others are listed as usual.
     for inst in list_instances():
         row: dict[str, Any] = {"name": inst.name, "path": str(inst.root)}
         try:
@@ -111,13 +125,18 @@ def list_cmd(as_json: bool) -> None:
             row["error"] = str(exc)
         try:
             with TurnStore(inst.turns_path, readonly=True) as store:
-                row.update(window_turns=store.count(), archived=store.archived_count(),
-                           last_activity=store.last_activity())
+                counted, failed = store.window_counts()
+                row.update(window_turns=counted, failed_turns=failed,
+                           archived=store.archived_count(), last_activity=store.last_activity())
         except StoreError as exc:
             if inst.turns_path.exists():
                 row["error"] = str(exc)
-            row.update(window_turns=0, archived=0, last_activity=None)
+                row["damaged"] = isinstance(exc, StoreDamaged)
+            row.update(window_turns=0, failed_turns=0, archived=0, last_activity=None)
         rows.append(row)
+    for inst in broken_instances():
+        rows.append({"name": inst.name, "path": str(inst.root), "error": inst.problem()})
+    rows.sort(key=lambda r: r["name"])
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -130,7 +149,8 @@ def list_cmd(as_json: bool) -> None:
             click.echo(f"{r['name']:<20} (broken config: {r['error']})")
             continue
         if "error" in r:
-            click.echo(f"{r['name']:<20} (unreadable store: {r['error']})")
+            kind = "DAMAGED store" if r.get("damaged") else "unreadable store"
+            click.echo(f"{r['name']:<20} ({kind}: {r['error']})")
             continue
         window = f"{r['window_turns']}/{r['max_window_turns']}"
         click.echo(f"{r['name']:<20} {r['model']:<20} {window:>8} {r.get('last_activity') or '-':<21} "
@@ -146,7 +166,7 @@ def list_cmd(as_json: bool) -> None:
 def show(instance_name: str, last: int | None, as_json: bool, as_prompt: bool) -> None:
     """Print the rolling window as the model will see it, then totals. Read-only."""
     from .store import TurnStore
-    from .views import WindowTotals, format_turn, turn_json
+    from .views import WindowTotals, display_turn, turn_json
     inst = _existing(instance_name)
     cfg = inst.load_config()
     if as_prompt:
@@ -156,42 +176,63 @@ def show(instance_name: str, last: int | None, as_json: bool, as_prompt: bool) -
     if inst.turns_path.exists():
         with TurnStore(inst.turns_path, readonly=True) as store:
             turns, est, archived = store.window(last), store.window_tokens(), store.archived_count()
-            count = store.count()
+            count, failed = store.window_counts()
     else:
-        count = 0
-    totals = WindowTotals(count, cfg.max_window_turns, est, cfg.max_window_tokens, archived)
+        count, failed = 0, 0
+    totals = WindowTotals(count, cfg.max_window_turns, est, cfg.max_window_tokens, archived, failed)
     if as_json:
         click.echo(json.dumps({"turns": [turn_json(t) for t in turns], "totals": totals.to_json()}, indent=2))
         return
     if not turns:
         click.echo("(the window is empty)")
     for turn in turns:
-        click.echo(format_turn(turn))
+        click.echo(display_turn(turn))
         click.echo()
     click.echo(totals.line())
 
 
 def _show_prompt(inst: Instance, cfg: Any, as_json: bool) -> None:
     from .ops.window import request_preview
+    from .termsafe import inert, inert_json  # exactly what is sent, but shown, never obeyed
     preview = request_preview(inst, cfg)
     if as_json:
-        click.echo(json.dumps({"system_prompt": preview.system_prompt, "blocks": preview.blocks,
-                               "warning": preview.role_warning}, indent=2, ensure_ascii=False))
+        data = {"system_prompt": preview.system_prompt, "blocks": preview.blocks,
+                "warning": preview.role_warning,
+                "added_by_claude_code": [{"where": w, "what": t} for w, t in _cli_additions(cfg)]}
+        click.echo(inert_json(json.dumps(data, indent=2, ensure_ascii=False)))
         return
     if preview.role_warning:
         click.echo(f"mnemara: warning: {preview.role_warning}", err=True)
-    click.echo(f"===== system prompt ({len(preview.system_prompt):,} characters, "
-               f"from {cfg.role_doc_path or 'no role doc'}) =====")
-    click.echo(preview.system_prompt)
+    if preview.role_warning:  # said on stdout too: the empty prompt below is what is sent
+        click.echo(f"===== system prompt (empty: {inert(preview.role_warning)}) =====")
+    else:
+        click.echo(f"===== system prompt ({len(preview.system_prompt):,} characters, "
+                   f"from {cfg.role_doc_path or 'no role doc'}) =====")
+    click.echo(inert(preview.system_prompt))
     click.echo(f"===== user message: {len(preview.blocks)} block(s) from the window, then your next message =====")
     for turn, block in zip(preview.turns, preview.blocks):
         recalled = preview.recalled(turn)
         extra = f", {recalled} recalled memor{'y' if recalled == 1 else 'ies'} inside" if recalled else ""
         click.echo(f"----- block: turn {turn.id} ({turn.role}, ~{turn.est_tokens:,} tokens{extra}) -----")
-        click.echo(block["text"])
+        click.echo(inert(block["text"]))
     recall = ("recalled memories relevant to it are added inside its block"
               if cfg.recall == "auto" and cfg.rag_enabled else "automatic recall is off")
     click.echo(f"----- block: your next message ({recall}) -----")
+    click.echo("===== added by Claude Code on its own (not controlled by mnemara; "
+               "varies with its version) =====")
+    for where, what in _cli_additions(cfg):
+        click.echo(inert(f"- {where}: {what}"))  # the cwd and model come from config.json
+
+
+def _cli_additions(cfg: Any) -> list[tuple[str, str]]:
+    """What the Claude Code CLI adds to the request by itself, for `show --prompt`."""
+    import datetime
+
+    from .engine.prompt import cli_additions, offered_builtins
+    offered = offered_builtins(cfg)
+    cwd = str(Path(cfg.cwd).expanduser()) if cfg.cwd else str(Path.cwd())
+    return cli_additions(model=cfg.model, cwd=cwd, offered_tools=offered,
+                         today=datetime.date.today().isoformat())
 
 
 @main.command()
@@ -216,10 +257,19 @@ def run(instance_name: str, no_tui: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print every event as a JSON line.")
 @click.option("--yes", "-y", is_flag=True, help="Allow tools whose policy is 'ask' (denied otherwise).")
 def ask(instance_name: str, message: tuple[str, ...], as_json: bool, yes: bool) -> None:
-    """Run one turn non-interactively; the reply goes to stdout. MESSAGE '-' (or none) reads stdin."""
+    """Run one turn non-interactively; the reply goes to stdout. MESSAGE '-' (or none) reads stdin
+    (on a terminal it says so; end the message with Ctrl+D).
+
+    Exit code: 0 done, 1 the turn failed or the message was refused as too large for the
+    window budget, 130 interrupted (Ctrl+C), 143 stopped by SIGTERM."""
     inst = _existing(instance_name)
     inst.load_config()
-    text = sys.stdin.read() if message in ((), ("-",)) else " ".join(message)
+    if message in ((), ("-",)):
+        if sys.stdin.isatty():  # else it would wait silently, looking hung
+            click.echo("mnemara: reading the message from stdin (Ctrl+D to end)", err=True)
+        text = sys.stdin.read()
+    else:
+        text = " ".join(message)
     if not text.strip():
         raise MnemaraError("nothing to ask: give a MESSAGE or pipe one on stdin")
     from .ui.oneshot import ask as run_ask
@@ -256,9 +306,17 @@ def clear(instance_name: str, purge: bool, yes: bool) -> None:
 def delete(instance_name: str, force: bool) -> None:
     """Delete an instance directory and everything in it."""
     inst = Instance.named(instance_name)
-    if not inst.root.is_dir():
+    if not inst.root.is_dir() and not inst.root.is_symlink():
         inst.require()
     # No config check: `delete --force` is how a user removes a broken instance.
+    if inst.root.is_symlink():  # only the link goes: its target is the user's, wherever it is
+        if not force:
+            raise MnemaraError(f"{inst.root} is a link to {inst.root.readlink()}; this removes the "
+                               "link only (the target is left as it is); add --force to confirm")
+        target = inst.delete()
+        click.echo(f"deleted instance {instance_name!r}: removed the link {inst.root}; "
+                   f"its target {target} was left as it is")
+        return
     if not force:
         raise MnemaraError(f"this deletes {inst.root} and everything in it (window, archive, memory); "
                            "add --force to confirm")
@@ -275,7 +333,12 @@ def role(instance_name: str, set_path: str | None, show_doc: bool) -> None:
     inst = _existing(instance_name)
     cfg = inst.load_config()
     if set_path:
+        from .engine.prompt import role_doc_problem
         path = str(Path(set_path).expanduser().resolve())
+        problem = role_doc_problem(path)
+        if problem not in (None, "does not exist"):  # a missing doc may be written later
+            raise MnemaraError(f"role doc {path} {problem}; not set (the role doc stays "
+                               f"{cfg.role_doc_path or 'unset'})")
         inst.save_config(cfg.replace(role_doc_path=path))
         click.echo(f"role doc for {instance_name!r} is now {path}")
         _warn_missing_role(path)
@@ -286,8 +349,15 @@ def role(instance_name: str, set_path: str | None, show_doc: bool) -> None:
         return
     click.echo(f"role doc: {path}")
     if show_doc:
+        from .engine.prompt import role_doc_problem
+        problem = role_doc_problem(path)
+        if problem:
+            raise MnemaraError(f"cannot read role doc {path}: it {problem}; turns run with an "
+                               "empty system prompt until it is fixed")
         try:
-            click.echo(Path(path).read_text(encoding="utf-8"))
+            from .termsafe import inert  # on a terminal: shown, never obeyed; piped: as written
+            doc = Path(path).read_text(encoding="utf-8")
+            click.echo(inert(doc) if sys.stdout.isatty() else doc, color=True)  # color: keep bytes
         except (OSError, UnicodeDecodeError) as exc:
             raise MnemaraError(f"cannot read role doc {path}: {exc}") from None
     else:
@@ -330,3 +400,4 @@ def search(instance_name: str, query: tuple[str, ...], limit: int, as_json: bool
 
 
 from . import cli_memory  # noqa: E402,F401  (registers the memory commands)
+from . import cli_ops  # noqa: E402,F401  (registers doctor, backup, restore)

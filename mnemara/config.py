@@ -207,6 +207,9 @@ FIELDS: tuple[Field, ...] = (
           "Refuse Read/Write/Edit on paths outside $HOME (after resolving ~, .. and symlinks)."),
     Field("max_steps_per_turn", 50, _int_range(1, 1000),
           "Most model steps (API calls) one turn may take before it stops and says so."),
+    Field("max_api_retries", 5, _int_range(0, 10),
+          "Times the Claude Code CLI retries a failed API call (each retry shown) before the turn "
+          "fails; 5 gives up on a dead endpoint in about 20 s. The CLI's own default is 10 (~3 min)."),
     Field("tool_result_max_chars", 4000, _int_range(200, 1_000_000),
           "Tool output longer than this is cut (with a visible marker) when re-sent in later turns."),
     Field("cwd", None, _optional_str,
@@ -222,6 +225,10 @@ FIELDS: tuple[Field, ...] = (
           "Ollama embedding model name, used when rag_embedder is `ollama`."),
     Field("rag_auto_index_memory", True, _bool, "Index every memory note."),
     Field("rag_auto_index_wiki", True, _bool, "Index every wiki page, section by section."),
+    Field("redact", True, _bool,
+          "Replace API keys, tokens, passwords and private keys by a marker such as "
+          "`[redacted:github-token]` in memory notes, wiki pages, index entries and exports. "
+          "The turn store keeps what was typed."),
     Field("recall", "auto", _choice("auto", "off"),
           "`auto`: before each turn, recall relevant memories into the user's turn. `off`: only the tools recall."),
     Field("recall_max_tokens", 0, _int_range(0, 200_000),

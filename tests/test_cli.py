@@ -203,11 +203,12 @@ def test_list_shows_model_role_window_and_last_activity(cli, make_instance, mnem
     alpha_line = next(ln for ln in lines if ln.startswith("alpha"))
     beta_line = next(ln for ln in lines if ln.startswith("beta"))
     assert "claude-alpha" in alpha_line and "0/20" in alpha_line and "/roles/a.md" in alpha_line
-    assert "2/7" in beta_line and "2026-01-02T10:01:00Z" in beta_line
+    assert "1/7" in beta_line and "2026-01-02T10:01:00Z" in beta_line  # the failed turn not counted
     rows = {r["name"]: r for r in json.loads(cli("list", "--json").stdout)}
     assert rows["alpha"]["model"] == "claude-alpha" and rows["alpha"]["role_doc"] == "/roles/a.md"
     assert rows["alpha"]["window_turns"] == 0 and rows["alpha"]["last_activity"] is None
-    assert rows["beta"]["window_turns"] == 2 and rows["beta"]["archived"] == 1
+    assert rows["beta"]["window_turns"] == 1 and rows["beta"]["archived"] == 1
+    assert rows["beta"]["failed_turns"] == 1
     assert rows["beta"]["max_window_turns"] == 7
     assert rows["beta"]["last_activity"] == "2026-01-02T10:01:00Z"
     assert snapshot_tree(mnemara_home) == before, "list must not create or change files"
@@ -267,7 +268,9 @@ def test_show_reads_like_a_conversation(cli, make_instance):
     assert re.search(rf"#{f} .*\[failed\]", out)
     with TurnStore(inst.turns_path) as s:
         est = s.window_tokens()
-    assert out.strip().splitlines()[-1] == f"3/20 turns · ~{est:,}/100,000 estimated tokens (0%) · 0 archived"
+    # The failed turn is shown but not counted: it is never sent.
+    assert out.strip().splitlines()[-1] == (
+        f"2/20 turns (+1 failed, not sent) · ~{est:,}/100,000 estimated tokens (0%) · 0 archived")
 
 
 def test_show_last_n(cli, make_instance):
@@ -275,7 +278,7 @@ def test_show_last_n(cli, make_instance):
     q, a, f = add_conversation(inst)
     out = cli("show", "--instance", "work", "-n", "1").stdout
     assert f"#{f} " in out and f"#{q} " not in out and f"#{a} " not in out
-    assert "3/20 turns" in out  # totals still cover the whole window
+    assert "2/20 turns (+1 failed" in out  # totals still cover the whole window
     assert cli("show", "--instance", "work", "-n", "0").exit_code == 2
 
 
@@ -290,8 +293,8 @@ def test_show_json(cli, make_instance):
     assert data["turns"][0]["role"] == "assistant" and data["turns"][0]["model"] == "claude-test-model"
     assert data["turns"][0]["content"][1] == {"type": "text", "text": "Here they are."}
     assert data["turns"][1]["status"] == "failed"
-    assert data["totals"] == {"turns": 2, "max_turns": 20, "est_tokens": est, "max_tokens": 50_000,
-                              "archived": 1}
+    assert data["totals"] == {"turns": 1, "max_turns": 20, "est_tokens": est, "max_tokens": 50_000,
+                              "archived": 1, "failed": 1}
     one = json.loads(cli("show", "--instance", "work", "--json", "-n", "1").stdout)
     assert [t["id"] for t in one["turns"]] == [f]
 
@@ -582,16 +585,19 @@ BY_NAME = {
     "search": ["search", "hello"], "run": ["run", "--no-tui"], "ask": ["ask", "hello"],
     "recall": ["recall", "hello"], "reindex": ["reindex"], "wiki list": ["wiki", "list"],
     "wiki show": ["wiki", "show", "p"], "wiki edit": ["wiki", "edit", "p"],
-    "import": ["import", "conv.jsonl"],
+    "import": ["import", "conv.jsonl"], "export": ["export"],
+    "doctor": ["doctor"], "backup": ["backup", "-o", "out.tar.gz"], "restore": ["restore", "b.tar.gz"],
+    "redact": ["redact"],
 }
 NEED_EXISTING = ["show", "show --json", "clear", "clear --purge", "delete", "role", "role --set",
-                 "search", "ask", "recall", "reindex", "wiki list", "wiki show", "wiki edit"]
+                 "search", "ask", "recall", "reindex", "wiki list", "wiki show", "wiki edit",
+                 "doctor", "backup", "export", "redact"]
 # delete is left out on purpose: `delete --force` is how a user gets rid of a broken instance.
 READ_CONFIG = ["show", "show --json", "show --prompt", "clear", "clear --purge", "role",
                "role --set", "note", "search", "run", "ask", "recall", "reindex", "wiki list",
-               "wiki show", "wiki edit", "import"]
+               "wiki show", "wiki edit", "import", "export", "redact"]
 READ_STORE = ["show", "show --json", "show --prompt", "clear", "clear --purge", "search", "recall",
-              "reindex"]
+              "reindex", "backup", "export", "redact"]
 
 
 def test_the_failure_matrix_covers_every_command_with_an_instance_option():

@@ -136,7 +136,7 @@ def inspect_context(ctx: ToolContext, args: dict[str, Any]) -> str:
     est = store.estimator
     lines = [
         f"Context of instance {ctx.instance.name!r} (model {cfg.model})",
-        f"- window rows: {len(rows)} / {cfg.max_window_turns} max_window_turns"
+        f"- window rows: {len(rows) - unsent} / {cfg.max_window_turns} max_window_turns"
         f" ({pinned} pinned{f', {unsent} failed and not sent' if unsent else ''})",
         f"- estimated tokens: ~{window_tokens:,} window / {cfg.max_window_tokens:,} max_window_tokens"
         f" ({_pct(window_tokens, cfg.max_window_tokens)}); + ~{ctx.system_prompt_tokens:,} system"

@@ -20,16 +20,17 @@ from ..config import Config
 from ..debuglog import DebugLog
 from ..errors import MnemaraError
 from ..instance import Instance
+from ..lock import TURN_WAIT_SECONDS, InstanceLock, acquire_waiting
 from ..store import Budget, TurnStore
 from ..store.blocks import (result_text, text_block, thinking_block, tool_result_block,
                             tool_use_block)
 from ..claude_tools import summarize_tool_call
 from .events import (Event, Notice, Recalled, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
                      ToolResult, TurnFinished, Usage)
-from .failures import explain
+from .failures import MessageTooLarge, explain, hints, too_large
 from .gate import PermissionGate
 from .permissions import PermissionPolicy
-from .prompt import read_role_doc, user_message, window_blocks
+from .prompt import offered_builtins, read_role_doc, user_message, window_blocks
 from .tools import ToolContext
 
 LOW_WATER = 0.75       # when eviction is needed, evict down to 75% of the budget in one chunk
@@ -41,8 +42,12 @@ _DONE = object()
 class TurnEngine:
     def __init__(self, instance: Instance, *, config: Config | None = None,
                  cli_path: str | Path | None = None, env: dict[str, str] | None = None,
-                 unattended: str | None = None, embedder: Any = "config") -> None:
+                 unattended: str | None = None, embedder: Any = "config",
+                 front_end: str = "chat") -> None:
         self.instance = instance
+        # "chat" (TUI, REPL: /retry exists) or "ask" (one command): failure hints are phrased
+        # for the front end that shows them.
+        self.front_end = front_end
         self.config = config or instance.load_config()
         self.store = TurnStore(instance.turns_path, result_max_chars=self.config.tool_result_max_chars)
         self.log = DebugLog(instance.debug_log_path)
@@ -66,7 +71,7 @@ class TurnEngine:
         if stale:
             self.startup_notices.append(Notice(
                 "warning", f"turn {stale[-1]} was left unfinished by an earlier session; it is marked "
-                           "failed and will not be sent (/retry resends it)"))
+                           f"failed and will not be sent ({hints(front_end)['resend']})"))
         self._tool_notices: list[Notice] = []
         self.busy = False
 
@@ -149,13 +154,35 @@ class TurnEngine:
         started = time.monotonic()
         stderr: deque[str] = deque(maxlen=40)
         state = _TurnState()
+        # Shared for the whole turn: an import, restore or backup (exclusive) waits for the turn
+        # to end, and the turn waits for one in progress, never seeing it half-done (lock.py).
+        lock = InstanceLock(self.instance.root, self.instance.name, exclusive=False, purpose="chat turn")
         try:
-            prepared = await self.prepare(text, emit)
+            if not await acquire_waiting(lock, TURN_WAIT_SECONDS, lambda m: emit(Notice("warning", m)),
+                                         lambda: self._interrupted):
+                error = ("interrupted while waiting for the instance lock; nothing was stored or sent"
+                         if self._interrupted else lock.busy_message(TURN_WAIT_SECONDS))
+                await emit(TurnFinished(status="refused", user_turn_id=None, assistant_turn_id=None,
+                                        usage=Usage(), cost_usd=None,
+                                        duration_ms=int((time.monotonic() - started) * 1000),
+                                        api_calls=0, error=error))
+                return
+            try:
+                prepared = await self.prepare(text, emit)
+            except MessageTooLarge as exc:
+                # Refused before anything was stored or sent: the window is as it was.
+                self.log.write("message_refused", error=str(exc), chars=len(text))
+                await emit(TurnFinished(status="refused", user_turn_id=None, assistant_turn_id=None,
+                                        usage=Usage(), cost_usd=None,
+                                        duration_ms=int((time.monotonic() - started) * 1000),
+                                        api_calls=0, error=str(exc)))
+                return
             error = await self._query(prepared, state, emit, stderr)
             await emit_all(emit, self.drain_notices())
             finished = self.record(prepared, state, error, stderr, started)
         finally:
             self.busy = False
+            lock.release()
         if finished.status == "interrupted":
             await emit(Notice("warning", "interrupted: the partial reply is kept in the window"))
         await emit(finished)
@@ -167,6 +194,7 @@ class TurnEngine:
             await emit(Notice("warning", role.warning))
             self.log.write("role_doc", warning=role.warning)
         self.tools.system_prompt_tokens = self.store.estimator.estimate(role.text)
+        self._refuse_if_too_large(text, self.tools.system_prompt_tokens)
         # The budget is enforced first, with room for the most a recall may add, so what this
         # eviction moves out of the window can be recalled right away when it matters.
         await self._enforce_budget(text, emit, reserve_tokens=self._recall_reserve())
@@ -202,7 +230,8 @@ class TurnEngine:
                 return None
             error = explain(exc=exc, result=state.result, assistant_error=state.assistant_error,
                             stderr=[*stderr, state.cli_error_text],
-                            max_steps=self.config.max_steps_per_turn)
+                            max_steps=self.config.max_steps_per_turn, front_end=self.front_end)
+            error += _gave_up(state.retries)
             self.log.write("turn_error", error=error, exception=f"{type(exc).__name__}: {exc}",
                            stderr=list(stderr))
             return error
@@ -210,7 +239,8 @@ class TurnEngine:
         if self._interrupted or (result is not None and not result.is_error):
             return None
         error = explain(result=result, assistant_error=state.assistant_error,
-                        stderr=[*stderr, state.cli_error_text], max_steps=self.config.max_steps_per_turn)
+                        stderr=[*stderr, state.cli_error_text], max_steps=self.config.max_steps_per_turn,
+                        front_end=self.front_end) + _gave_up(state.retries)
         self.log.write("turn_error", error=error, stderr=list(stderr),
                        result=getattr(result, "result", None))
         return error
@@ -222,12 +252,19 @@ class TurnEngine:
         status = "interrupted" if self._interrupted else ("failed" if error else "complete")
         usage = Usage.from_dict(getattr(result, "usage", None))
         cost = getattr(result, "total_cost_usd", None)
-        self.store.update_turn(prepared.user_id, status="failed" if status == "failed" else "complete")
+        if self._interrupted and not (usage.total_input or usage.output_tokens):
+            # The CLI reports zero usage for an aborted turn yet charges for it: keep what its
+            # API calls reported as they streamed, so the tokens match the cost shown with them.
+            usage = state.reported_usage()
         assistant_id = None
-        if state.blocks:
-            assistant_id = self.store.add_turn(
-                "assistant", state.blocks, status=status, model=state.model or self.config.model,
-                usage=usage.to_json() if result else None, cost_usd=cost).id
+        # One transaction: a kill between the two writes would leave the question complete
+        # without its reply, and the next request would send it unanswered.
+        with self.store.transaction():
+            self.store.update_turn(prepared.user_id, status="failed" if status == "failed" else "complete")
+            if state.blocks:
+                assistant_id = self.store.add_turn(
+                    "assistant", state.blocks, status=status, model=state.model or self.config.model,
+                    usage=usage.to_json() if result or state.call_usage else None, cost_usd=cost).id
         if status != "failed" and state.first_call_input and prepared.chars >= CALIBRATE_MIN_CHARS:
             self.store.calibrate(prepared.chars, state.first_call_input)
         if result is not None:
@@ -308,7 +345,16 @@ class TurnEngine:
                     return None
             if warm:
                 self.memory.warm()
-            report = self.memory.drain()
+            # Index writes hold the lock shared, like a turn; while a backup or an import holds
+            # it, this drain is skipped (the outbox keeps the work for the next one).
+            lock = InstanceLock(self.instance.root, self.instance.name, exclusive=False,
+                                purpose="index drain")
+            if not lock.try_acquire():
+                return None
+            try:
+                report = self.memory.drain()
+            finally:
+                lock.release()
             self.stats.memory = self.memory.status()
             return report
 
@@ -324,6 +370,25 @@ class TurnEngine:
                 on_done()
 
         self._drainer = asyncio.get_running_loop().create_task(drain())
+
+    def refusal(self, text: str) -> MessageTooLarge | None:
+        """The refusal `run(text)` would end with (too large for the budget), or None. Lets a
+        front end keep an oversized message in its input box instead of drawing it."""
+        system_tokens = self.store.estimator.estimate(read_role_doc(self.config.role_doc_path).text)
+        try:
+            self._refuse_if_too_large(text, system_tokens)
+        except MessageTooLarge as exc:
+            return exc
+        return None
+
+    def _refuse_if_too_large(self, text: str, system_tokens: int) -> None:
+        """Raise MessageTooLarge when `text` plus the role doc cannot fit max_window_tokens even
+        with the whole window archived: sending it would overflow the budget (and, past the
+        model's context, fail at the API after being stored)."""
+        message_tokens = self.store.estimator.estimate_chars(len(text) + RENDER_OVERHEAD)
+        if system_tokens + message_tokens <= self.config.max_window_tokens:
+            return
+        raise too_large(text, message_tokens, system_tokens, self.config, self.front_end)
 
     async def _enforce_budget(self, text: str, emit: Callable[[Any], Any], *, reserve_tokens: int = 0) -> None:
         cfg = self.config
@@ -362,6 +427,9 @@ class TurnEngine:
                                "env": dict(s.env)}
         timeout_ms = str(cfg.bash_timeout_seconds * 1000)
         env = {"BASH_DEFAULT_TIMEOUT_MS": timeout_ms, "BASH_MAX_TIMEOUT_MS": timeout_ms,
+               # The CLI retries a failed API call 10 times by default (~3 minutes against a dead
+               # endpoint); this bounds it, each retry shown as it happens (api_retry below).
+               "CLAUDE_CODE_MAX_RETRIES": str(cfg.max_api_retries),
                "CLAUDE_AGENT_SDK_CLIENT_APP": "mnemara", **self.extra_env}
 
         def on_stderr(line: str) -> None:
@@ -413,6 +481,8 @@ class TurnEngine:
                 state.message_ids.append(message.message_id)
                 if state.first_call_input is None and message.usage:
                     state.first_call_input = Usage.from_dict(message.usage).total_input or None
+            if message.message_id and message.usage:
+                state.call_usage[message.message_id] = message.usage  # the latest, per API call
             for block in message.content:
                 if isinstance(block, TextBlock):
                     if not state.streamed:
@@ -444,6 +514,7 @@ class TurnEngine:
             why = f"HTTP {status}" if status else (
                 "no response: network or proxy problem?" if error in (None, "unknown") else str(error))
             delay = (data.get("retry_delay_ms") or 0) / 1000
+            state.retries = max(state.retries, int(data.get("attempt") or 0))
             self.log.write("api_retry", **{k: data.get(k) for k in ("attempt", "max_retries", "error", "error_status")})
             await emit(Notice("warning", f"the API call failed ({why}); retrying in {delay:.1f} s "
                                          f"(attempt {data.get('attempt')} of {data.get('max_retries')}); "
@@ -482,6 +553,15 @@ class _TurnState:
         self.assistant_error: str | None = None
         self.cli_error_text = ""
         self.first_call_input: int | None = None
+        self.retries = 0  # API retries the CLI reported (api_retry), shown as they happened
+        self.call_usage: dict[str, dict[str, Any]] = {}  # message id -> usage it last reported
+
+    def reported_usage(self) -> Usage:
+        """The sum of what each API call of the turn reported on its assistant messages."""
+        calls = [Usage.from_dict(u) for u in self.call_usage.values()]
+        return Usage(*(sum(getattr(u, f) for u in calls) for f in
+                       ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                        "cache_creation_input_tokens")))
 
     def final_text(self) -> str:
         texts = [b["text"] for b in self.blocks if b.get("type") == "text"]
@@ -490,12 +570,14 @@ class _TurnState:
 
 def builtin_tools(config: Config) -> list[str]:
     """The built-in tools offered to the model: those with an allow or ask policy, nothing else."""
-    from ..claude_tools import BUILTIN_TOOLS
-    offered = []
-    for policy in config.allowed_tools:
-        if policy.tool in BUILTIN_TOOLS and policy.mode != "deny" and policy.tool not in offered:
-            offered.append(policy.tool)
-    return offered
+    return offered_builtins(config)
+
+
+def _gave_up(retries: int) -> str:
+    """The tail of a failure sentence after API retries: how many, and the setting for it."""
+    if not retries:
+        return ""
+    return f" (gave up after {retries} retr{'y' if retries == 1 else 'ies'}: max_api_retries)"
 
 
 async def emit_all(emit: Callable[[Any], Any], events: list[Any]) -> None:

@@ -103,7 +103,12 @@ def _help(engine: "TurnEngine", arg: str) -> Outcome:
 def _role(engine: "TurnEngine", arg: str) -> Outcome:
     if not arg:
         return Outcome(f"role doc: {engine.config.role_doc_path or '(none: empty system prompt)'}")
+    from ..engine.prompt import role_doc_problem
     path = str(Path(arg).expanduser().resolve())
+    problem = role_doc_problem(path)
+    if problem not in (None, "does not exist"):  # as `mnemara role --set`: refused, not saved
+        raise CommandError(f"role doc {path} {problem}; not set (the role doc stays "
+                           f"{engine.config.role_doc_path or 'unset'})")
     engine.set_config(engine.config.replace(role_doc_path=path))
     if not Path(path).is_file():
         return Outcome(f"role doc set to {path}, which does not exist yet (empty system prompt "
@@ -113,10 +118,10 @@ def _role(engine: "TurnEngine", arg: str) -> Outcome:
 
 @command("show", "/show [N]", "Print the window (or its last N turns) and the totals.")
 def _show(engine: "TurnEngine", arg: str) -> Outcome:
-    from ..views import format_turn
+    from ..views import display_turn
     last = int(arg) if arg.isdigit() else None
     turns = engine.store.window(last)
-    body = "\n\n".join(format_turn(t) for t in turns) or "(the window is empty)"
+    body = "\n\n".join(display_turn(t) for t in turns) or "(the window is empty)"
     return Outcome(body + "\n\n" + window_totals(engine).line())
 
 
@@ -260,5 +265,6 @@ def _exit(engine: "TurnEngine", arg: str) -> Outcome:
 def window_totals(engine: "TurnEngine") -> Any:
     from ..views import WindowTotals
     cfg = engine.config
-    return WindowTotals(engine.store.count(), cfg.max_window_turns, engine.store.window_tokens(),
-                        cfg.max_window_tokens, engine.store.archived_count())
+    counted, failed = engine.store.window_counts()
+    return WindowTotals(counted, cfg.max_window_turns, engine.store.window_tokens(),
+                        cfg.max_window_tokens, engine.store.archived_count(), failed)

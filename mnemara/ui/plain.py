@@ -1,12 +1,20 @@
-"""Plain-terminal rendering of turn events, shared by the REPL and `mnemara ask`."""
+"""Plain-terminal rendering of turn events, shared by the REPL and `mnemara ask`.
+
+The reply goes to `out`; everything else (tool lines, notices, totals) to `err`. Text from the
+model, a tool or the store is made inert (`termsafe`) on its way out: always on `err`, and on
+`out` when it is a terminal; a reply piped elsewhere keeps its bytes. Colour only on a terminal,
+and never when NO_COLOR is set (https://no-color.org).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, TextIO
 
 from ..engine.events import (Notice, PermissionRequest, Recalled, TextDelta, TextDone, Thinking,
                              ToolCall, ToolResult, TurnFinished)
+from ..termsafe import inert
 
 _STYLE = {"dim": "\033[2m", "red": "\033[31m", "yellow": "\033[33m", "cyan": "\033[36m",
           "green": "\033[32m", "reset": "\033[0m"}
@@ -14,14 +22,22 @@ _STYLE = {"dim": "\033[2m", "red": "\033[31m", "yellow": "\033[33m", "cyan": "\0
 
 class PlainRenderer:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None,
-                 color: bool | None = None) -> None:
+                 color: bool | None = None, inert_out: bool | None = None) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.color = self.out.isatty() if color is None else color
+        # Styled lines all go to `err`, so its being a terminal is what decides colour.
+        self.color = (self.err.isatty() and not os.environ.get("NO_COLOR")) if color is None else color
+        self.inert_out = self.out.isatty() if inert_out is None else inert_out
         self._mid_line = False
 
     def _c(self, style: str, text: str) -> str:
+        """A line for `err`: inert, then styled when colour is on."""
+        text = inert(text)
         return f"{_STYLE[style]}{text}{_STYLE['reset']}" if self.color else text
+
+    def _shown(self, text: str) -> str:
+        """Text for `out`: inert on a terminal, unchanged into a pipe or a file."""
+        return inert(text) if self.inert_out else text
 
     def _line(self, text: str, stream: TextIO | None = None) -> None:
         stream = stream or self.out
@@ -33,11 +49,11 @@ class PlainRenderer:
         stream.flush()
 
     def info(self, text: str) -> None:
-        self._line(text)
+        self._line(self._shown(text))
 
     def render(self, event: Any) -> None:
         if isinstance(event, TextDelta):
-            self.out.write(event.text)
+            self.out.write(self._shown(event.text))
             self.out.flush()
             self._mid_line = not event.text.endswith("\n")
         elif isinstance(event, TextDone):
@@ -68,11 +84,13 @@ class PlainRenderer:
             self._line(self._c("yellow", f"permission needed: {event.summary}"), self.err)
 
     def finish(self, event: TurnFinished) -> None:
-        if event.status == "failed":
+        if event.status in ("failed", "refused"):  # refused: too large, nothing stored or sent
             self._line(self._c("red", f"✗ {event.error}"), self.err)
             return
         u = event.usage
         hit = f" · cache {u.cache_hit_ratio:.0%}" if u.cache_hit_ratio is not None else ""
         cost = f" · ${event.cost_usd:.4f}" if event.cost_usd is not None else ""
-        self._line(self._c("dim", f"({u.total_input:,} in / {u.output_tokens:,} out{hit}{cost} · "
+        tokens = (f"{u.total_input:,} in / {u.output_tokens:,} out" if u.total_input or u.output_tokens
+                  else "usage not reported")  # an interrupt before any call reported its usage
+        self._line(self._c("dim", f"({tokens}{hit}{cost} · "
                                   f"{event.duration_ms / 1000:.1f}s)"), self.err)

@@ -2,7 +2,9 @@
 
 Enter sends; Alt+Enter (or Esc then Enter) inserts a newline. Ctrl+C interrupts a running turn,
 a second Ctrl+C during the same turn quits; at the prompt Ctrl+C clears the line and Ctrl+D quits.
-Off a terminal (piped stdin), each input line is one message and permission prompts are refused.
+Off a terminal (piped stdin), each input line is one message and permission prompts are refused;
+the exit code is 1 when a turn failed or a message was refused. SIGTERM is a Ctrl+C that also
+quits: a running turn is interrupted and stored (partial reply kept), then the REPL exits 143.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 from typing import Any, AsyncIterator
 
-from ..engine.events import Notice, PermissionRequest
+from ..engine.events import Notice, PermissionRequest, TurnFinished
 from ..engine.turn import TurnEngine
 from ..instance import Instance
+from ..termsafe import inert
 from .commands import COMMANDS, dispatch, window_totals
 from .plain import PlainRenderer
 
@@ -24,7 +28,9 @@ PERMISSION_PROMPT = "allow? [y]es once / [n]o / [a]lways this exact call / [s]es
 def run_repl(instance: Instance, *, interactive: bool) -> int:
     engine = TurnEngine(instance)
     try:
-        return asyncio.run(Repl(engine, interactive=interactive).main())
+        repl = Repl(engine, interactive=interactive)
+        code = asyncio.run(repl.main())
+        return repl.exit_code(code)
     finally:
         engine.close()
 
@@ -36,6 +42,27 @@ class Repl:
         self.renderer = PlainRenderer()
         self.session: Any = None
         self._sigints = 0
+        self.failed_turns = 0        # turns that failed or were refused, this session
+        self.terminated = False      # SIGTERM arrived
+        self._turn_running = False
+        self._stop: asyncio.Event | None = None
+        self._lines: asyncio.Queue[str] | None = None
+
+    def exit_code(self, code: int) -> int:
+        """143 after SIGTERM; off a terminal 1 when a turn failed (a script must see it)."""
+        if self.terminated:
+            return 143
+        if not self.interactive and self.failed_turns and code == 0:
+            return 1
+        return code
+
+    def _on_sigterm(self) -> None:
+        """Like Ctrl+C, then quit: the running turn is interrupted (and stored), the prompt ends."""
+        self.terminated = True
+        if self._stop is not None:
+            self._stop.set()
+        if self._turn_running:
+            asyncio.ensure_future(self.engine.interrupt())
 
     def banner(self) -> str:
         cfg = self.engine.config
@@ -45,7 +72,13 @@ class Repl:
                 "/help lists commands · Enter sends · Alt+Enter newline · Ctrl+D quits")
 
     async def main(self) -> int:
-        print(self.banner(), flush=True)
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+        print(inert(self.banner()), flush=True)
         for notice in self.engine.startup_notices:
             self.renderer.render(notice)
         if self.interactive:
@@ -71,8 +104,22 @@ class Repl:
                 return 0
 
     async def _read(self) -> str | None:
+        """The next input, or None at end of input or after SIGTERM."""
+        assert self._stop is not None
+        if self._stop.is_set():
+            return None
+        reading = asyncio.ensure_future(self._read_input())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not reading.done():
+            reading.cancel()
+            return None
+        return reading.result()
+
+    async def _read_input(self) -> str | None:
         if not self.interactive:
-            line = await asyncio.to_thread(sys.stdin.readline)
+            line = await self._stdin_line()
             return None if line == "" else line.rstrip("\n")
         try:
             return await self.session.prompt_async("you> ")
@@ -80,6 +127,24 @@ class Repl:
             return ""
         except EOFError:
             return None
+
+    async def _stdin_line(self) -> str:
+        """One line of piped stdin ("" at its end), read by a daemon thread: a read blocked in
+        a worker of the default executor would keep the process from exiting on SIGTERM."""
+        if self._lines is None:
+            loop = asyncio.get_running_loop()
+            lines: asyncio.Queue[str] = asyncio.Queue()
+            self._lines = lines
+
+            def reader() -> None:
+                while True:
+                    line = sys.stdin.readline()
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+                    if line == "":
+                        return
+
+            threading.Thread(target=reader, name="stdin-lines", daemon=True).start()
+        return await self._lines.get()
 
     async def _run(self, events: AsyncIterator[Any]) -> bool:
         """Render one turn. Returns True when the user asked to quit (second Ctrl+C)."""
@@ -96,13 +161,19 @@ class Repl:
                 consumer.cancel()
 
         installed = _add_sigint(loop, on_sigint)
+        self._turn_running = True
+        if self.terminated:  # SIGTERM came between reading the line and starting the turn
+            asyncio.ensure_future(self.engine.interrupt())
         try:
             await consumer
         except asyncio.CancelledError:
             return True
         finally:
+            self._turn_running = False
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
+        if self.terminated:
+            return True
         self.engine.drain_in_background()  # index this turn while the user reads the reply
         return self._sigints > 1
 
@@ -112,6 +183,8 @@ class Repl:
                 self.renderer.render(event)
                 event.answer(await self._ask_permission(event))
             else:
+                if isinstance(event, TurnFinished) and event.status in ("failed", "refused"):
+                    self.failed_turns += 1
                 self.renderer.render(event)
 
     async def _ask_permission(self, request: PermissionRequest) -> str:

@@ -79,7 +79,8 @@ Steps (one turn is a list of them, run in order):
   ``subtype: success``, ``is_error: true``, ``api_error_status``. (The real CLI does not
   die on a bad API key; it reports it like this, and exits 1 at EOF.)
 * ``{"api_retry": {"attempt": 1, "retry_delay_ms": 500, "error_status": 529, ...}}``: a
-  ``system``/``api_retry`` message, as the real CLI sends while it retries a failed API call.
+  ``system``/``api_retry`` message, as the real CLI sends while it retries a failed API call
+  (``max_retries`` defaults to ``CLAUDE_CODE_MAX_RETRIES`` when set, else 10, as in the CLI).
 * ``{"sleep": seconds}``: wait; an ``interrupt`` control request ends the turn at once.
 * ``{"exit": code, "stderr": "text"}``: write text to stderr and exit immediately.
 * ``{"usage": {...}, "cost": 0.0123}``: the usage / ``total_cost_usd`` of the final result
@@ -895,8 +896,10 @@ class FakeClaudeCLI:
             self.step_api_error(step, turn)
         elif "api_retry" in step:
             # The real CLI reports each retry of a failed API call as a system message.
-            retry = {"attempt": 1, "max_retries": 10, "retry_delay_ms": 500, "error_status": None,
-                     "error": "unknown", **step["api_retry"]}
+            # Like the real CLI, max_retries is CLAUDE_CODE_MAX_RETRIES when set, else 10.
+            max_retries = int(os.environ.get("CLAUDE_CODE_MAX_RETRIES") or 10)
+            retry = {"attempt": 1, "max_retries": max_retries, "retry_delay_ms": 500,
+                     "error_status": None, "error": "unknown", **step["api_retry"]}
             self.write(self.base("system", subtype="api_retry", **retry))
         elif "usage" in step or "cost" in step:
             if "usage" in step:

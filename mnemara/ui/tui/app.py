@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import threading
 from functools import partial
 from typing import Any, AsyncIterator, Iterable
@@ -114,6 +115,7 @@ class MnemaraApp(App[int]):
         self._tools: dict[str, ToolLine] = {}      # tool-use id -> its line, this turn
         self._permissions: list[PermissionScreen] = []
         self._earlier_usage: Usage | None = None  # the newest stored turn's, until a turn runs
+        self.terminated = False  # SIGTERM: interrupt the turn (it is stored), then quit with 143
 
     # --- layout ------------------------------------------------------------------------------
     def compose(self) -> Iterable[Widget]:
@@ -139,6 +141,11 @@ class MnemaraApp(App[int]):
         self.refresh_header()
         self.refresh_status()
         self.query_one(PromptInput).focus()
+        if self.owns_process:
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.on_sigterm)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
         earlier = await self.show_window()
         for notice in self.engine.startup_notices:
             await self.add_notice(notice.kind, notice.text)
@@ -217,6 +224,10 @@ class MnemaraApp(App[int]):
             await self.add_notice("warning", "a turn is running: wait for it or press Ctrl+C to "
                                              "interrupt; your message stays in the box")
             return
+        refusal = self.engine.refusal(line)
+        if refusal is not None:  # too large to send: say so, and leave it in the box to trim
+            await self.add_notice("error", f"{refusal} · your message stays in the box")
+            return
         prompt.take()
         await self.add(UserMessage(line))
         self.start_turn(self.engine.run(line))
@@ -285,7 +296,20 @@ class MnemaraApp(App[int]):
         self.turn_running = False
         self.refresh_bindings()
         self.refresh_status()
+        if self.terminated:
+            self.exit(return_code=143)
+            return
         self.engine.drain_in_background(self.refresh_status)  # index the turn in a thread
+
+    def on_sigterm(self) -> None:
+        """SIGTERM is Ctrl+C, then quit: a running turn is interrupted and stored with its
+        partial reply (never left `pending`); the app exits 143 when it is over."""
+        self.terminated = True
+        if not self.turn_running:
+            self.exit(return_code=143)
+            return
+        self._withdraw_permissions()
+        self.run_worker(self.engine.interrupt(), group="interrupt", exit_on_error=False)
 
     async def render_event(self, event: Any) -> None:
         if isinstance(event, TextDelta):
@@ -329,6 +353,8 @@ class MnemaraApp(App[int]):
             if event.status == "failed":
                 await self.add_notice("error", f"{event.error or 'the turn failed'} · /retry resends "
                                                "your message")
+            elif event.status == "refused":  # too large: nothing was stored or sent
+                await self.add_notice("error", event.error or "the message was refused")
             else:
                 await self.add(TurnSummary.from_event(event))
             self.refresh_status()
