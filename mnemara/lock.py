@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator
 
 from .errors import MnemaraError
-from .fsutil import PRIVATE_FILE
+from .fsutil import open_flocked
 
 LOCK_NAME = ".lock"  # not used by this version (it locks the directory); skipped by backups
 INFO_NAME = ".lock.info"
@@ -146,7 +146,7 @@ class InstanceLock:
         """Add or remove this acquisition in `.lock.info` (best effort: it only feeds messages)."""
         path = self.root / INFO_NAME
         try:
-            fd = _open_current(path)
+            fd = open_flocked(path)  # the last holder unlinks it under this lock
         except OSError:
             return
         try:
@@ -173,23 +173,6 @@ class InstanceLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def _open_current(path: Path) -> int:
-    """`path` opened and flock'ed exclusively, making sure it is still the file at `path` (the
-    last holder unlinks it under this same lock; a descriptor to the unlinked file is retried)."""
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
 
 
 def read_holders(root: Path) -> list[Holder]:

@@ -7,7 +7,6 @@ prints goes through `display_turn` / `format_hit`, which are inert for a termina
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
 from typing import Any

@@ -337,10 +337,6 @@ class MemoryIndex:
         return self._executor
 
     def text_only_reason(self) -> str | None:
-        """Why retrieval is full-text only right now (None: vectors are in use)."""
-        return self._why_text_only()
-
-    def text_only_reason(self) -> str | None:
         """Why searches are full-text only right now (no embedder, a stale index, the embedder
         failing at its last call), or None when they are hybrid."""
         return self._why_text_only()

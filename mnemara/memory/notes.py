@@ -10,7 +10,6 @@ interleave or get lost.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..fsutil import PRIVATE_FILE, ensure_private_dir
+from ..fsutil import ensure_private_dir, open_flocked
 
 PAYLOAD_FIELDS = ("observation", "evidence", "prediction", "applies_to", "confidence")
 _HEADER = re.compile(r"^## \[(?P<at>[^\]]+)\] ?(?P<category>.*)$")
@@ -76,7 +75,9 @@ def write_note_block(memory_dir: Path, text: str, category: str = "note",
     block = format_note(text, category, payload, at)
     ensure_private_dir(memory_dir)
     path = Path(memory_dir) / f"{at.strftime('%Y-%m-%d')}.md"
-    fd = _open_locked(path)
+    # `mnemara redact` renames a rewritten day file over this one under the same flock:
+    # open_flocked retries on the new file, so a waiting note is never appended to the old.
+    fd = open_flocked(path, os.O_RDWR | os.O_APPEND)
     try:
         line = _count_lines(fd) + 1  # under the lock: no other writer can move it
         data = block.encode("utf-8")
@@ -92,28 +93,6 @@ def write_note_block(memory_dir: Path, text: str, category: str = "note",
     finally:
         os.close(fd)  # closing releases the lock
     return path, line, block.split("]", 1)[0].removeprefix("## [")
-
-
-def _open_locked(path: Path) -> int:
-    """`path` opened for appending under its exclusive flock, and still the file at `path`.
-
-    `mnemara redact` replaces a day file by renaming a rewritten copy over it while holding this
-    same flock. A writer that was waiting on the old file's lock would otherwise append to the
-    unlinked old inode and its note would be lost; it notices the swap here and retries on the
-    new file.
-    """
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass  # renamed away and not (yet) replaced: open it afresh
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
 
 
 def note_header_lines(text: str) -> list[int]:

@@ -38,12 +38,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 from ..errors import MnemaraError
+from ..fsutil import atomic_output
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -234,30 +234,14 @@ def _check_output(output: str | Path, force: bool) -> Path:
 
 
 def _write_file(path: Path, force: bool, write: Callable[[TextIO], None]) -> None:
-    """Write through a private temp file in the same directory, then put it in place: replaced
-    with `force`, else linked only if the name is still free (no clobbering a file that
-    appeared meanwhile). Readers never see a half-written export."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    """Write through a private temp file, then put it in place: replaced with `force`, else
+    only if the name is still free (a file that appeared meanwhile is not clobbered). Readers
+    never see a half-written export."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with atomic_output(path, overwrite=force, newline="") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        if force:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise MnemaraError(f"{path} already exists; add --force to replace it") from None
-        os.unlink(tmp)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    except FileExistsError:
+        raise MnemaraError(f"{path} already exists; add --force to replace it") from None
 
 
 def _write(records: Iterator[dict[str, Any]], fmt: str, out: TextIO, *, terminal: bool) -> None:

@@ -28,13 +28,12 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..fsutil import PRIVATE_FILE
+from ..fsutil import PRIVATE_FILE, atomic_output
 from ..redact import find_secrets, replace_spans
 
 if TYPE_CHECKING:
@@ -317,31 +316,10 @@ def _line_starts(text: str) -> list[int]:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Replace `path` by a file holding `text` atomically: temp file in the same directory,
-    fsync, mode 0600, rename, fsync of the directory."""
-    data = text.encode("utf-8", errors="surrogateescape")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        try:
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            os.fchmod(fd, PRIVATE_FILE)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace `path` by a file holding `text` atomically, mode 0600, the directory synced
+    (bytes that were not UTF-8 are written back as they were)."""
+    with atomic_output(path, binary=True, sync_dir=True) as fh:
+        fh.write(text.encode("utf-8", errors="surrogateescape"))
 
 
 __all__ = ["RedactReport", "Secret", "TURNS_NOTE", "redact_instance"]
