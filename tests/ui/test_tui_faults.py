@@ -64,3 +64,30 @@ async def test_an_oversized_message_is_refused_in_one_line_and_nothing_is_sent(m
         assert not list(app.query(TurnSummary))
         assert app.engine.store.count() == 0
         assert app.fake.user_messages() == []
+
+
+async def test_a_store_damaged_mid_session_is_its_one_line_not_a_crash_report(make_app) -> None:
+    """The store found damaged during a turn (the disk changed under a running panel): the
+    panel shows the same one line every command prints, not "stopped unexpectedly" and a type."""
+    from mnemara.errors import StoreDamaged
+    from mnemara.ui.tui.chat import NoticeLine
+    from mnemara.ui.tui.widgets import PromptInput
+    app = make_app([[{"text": "never asked"}]], rag_enabled=False)
+
+    async def damaged(text: str) -> Any:
+        raise StoreDamaged("/x/turns.sqlite is damaged (database disk image is malformed); nothing "
+                           "was changed. Check it with `mnemara doctor -i t`")
+        yield  # an async generator, like TurnEngine.run
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.window_drawn.is_set())
+        app.engine.run = damaged
+        prompt = app.query_one(PromptInput)
+        prompt.focus()
+        prompt.load_text("hello")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(n.kind == "error" for n in app.query(NoticeLine)))
+        await wait_for(pilot, lambda: not app.turn_running)
+        [error] = [str(n.render()) for n in app.query(NoticeLine) if n.kind == "error"]
+        assert "is damaged" in error and "mnemara doctor -i t" in error
+        assert "unexpectedly" not in error and "StoreDamaged" not in error

@@ -35,6 +35,7 @@ from textual.widgets import Footer
 from ...engine.events import (Notice, PermissionRequest, Recalled, TextDelta, TextDone, Thinking,
                               ToolCall, ToolResult, TurnFinished, Usage)
 from ...engine.turn import TurnEngine
+from ...errors import MnemaraError
 from ...instance import Instance
 from ...store.turns import Turn
 from ..commands import COMMANDS, dispatch, parse
@@ -286,6 +287,9 @@ class MnemaraApp(App[int]):
                     self.refresh_status()
         except asyncio.CancelledError:
             raise  # the app is closing: nothing left to paint
+        except MnemaraError as exc:  # a known failure (a damaged store, a busy instance): its line
+            self.engine.log.write("tui_turn_error", error=str(exc))
+            await self.add_notice("error", str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not take the panel down; say it, log it
             self.engine.log.write("tui_turn_error", error=f"{type(exc).__name__}: {exc}")
             await self.add_notice("error", f"the turn stopped unexpectedly: {type(exc).__name__}: {exc}")
