@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from mnemara.memory.notes import iter_notes
@@ -98,3 +100,68 @@ def test_concurrent_note_commands_all_land(make_instance, tmp_path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     assert sorted(n.body for n in iter_notes(inst.memory_dir)) == sorted(f"cli note {i}" for i in range(12))
+
+
+def test_four_note_writers_and_a_running_session_lose_nothing(home, tmp_path):
+    """Four loops of `mnemara note` (25 notes each) while a session runs turns against the fake
+    CLI on the same instance, the model writing notes of its own and the session indexing every
+    note into the memory index as it recalls: every note and every turn lands, whole, and nobody
+    sees "database is locked"."""
+    from mnemara.config import Config
+    from mnemara.instance import Instance
+    from tests.fakes.fake_cli import FAKE_CLI_PATH, fake_cli
+
+    inst = Instance.named("shared")
+    # The hash embedder: recall and the index drain run, without loading a model.
+    inst.create(Config.defaults().replace(rag_embedder="hash", max_window_turns=6))
+    turns = 24
+    script = [[{"tool": "mcp__mnemara__write_memory", "input": {"text": f"model note {i}"}},
+               {"text": f"noted {i}"}] if i % 2 else [{"text": f"reply {i}", "chunks": 3}]
+              for i in range(turns)]
+    fake = fake_cli(tmp_path / "fake", script)
+    env = {**os.environ, **fake.env, "MNEMARA_CLI_PATH": FAKE_CLI_PATH,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    go = threading.Event()
+    failures: list[str] = []
+
+    def writer(who: int) -> None:
+        go.wait()
+        for i in range(25):
+            proc = subprocess.run([sys.executable, "-m", "mnemara", "note", "-i", "shared",
+                                   f"writer {who} note {i}"], env=env, capture_output=True,
+                                  text=True, timeout=120)
+            if proc.returncode != 0 or proc.stderr:
+                failures.append(f"writer {who} note {i}: exit {proc.returncode}: {proc.stderr}")
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    session = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests/faults/drive_turns.py"),
+                                "shared", "0", str(turns)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    go.set()
+    out, err = session.communicate(timeout=300)
+    for t in threads:
+        t.join()
+    assert not failures, failures[0]
+    assert session.returncode == 0, err
+    assert "locked" not in err and "Traceback" not in err, err
+
+    done = [line.split() for line in out.splitlines() if line.startswith("done ")]
+    assert [(d[1], d[2]) for d in done] == [(str(n), "complete") for n in range(turns)]
+    from tests.fakes.fake_cli import read_log
+    with TurnStore(inst.turns_path) as store:
+        stored = {t.id: t for t in store.iter_all()}
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(stored) == 2 * turns
+    for _, n, _, user_id, assistant_id in done:
+        assert stored[int(user_id)].text == f"fault message {n}"
+        assert stored[int(assistant_id)].role == "assistant" and stored[int(assistant_id)].status == "complete"
+    assert not [e for e in read_log(fake.log_path) if "locked" in json.dumps(e)]
+
+    bodies = sorted(n.body for n in iter_notes(inst.memory_dir))
+    expected = [f"writer {w} note {i}" for w in range(4) for i in range(25)]
+    expected += [f"model note {i}" for i in range(1, turns, 2)]
+    assert bodies == sorted(expected)
+    log = inst.debug_log_path.read_text() if inst.debug_log_path.exists() else ""
+    assert "locked" not in log

@@ -1,0 +1,192 @@
+"""Soak: 2,000 turns through the real engine and the SDK's subprocess transport, fake CLI.
+
+One TurnEngine on a new instance with the default config (20-turn window, automatic recall with
+the local embedder) runs 2,000 turns against tests/fakes/fake_cli.py as its Claude CLI: every
+turn spawns the CLI through the SDK, streams a reply of a few hundred to two thousand characters,
+and every tenth turn the model saves a memory note through mnemara's own MCP tool. After each
+turn the memory index is drained, as the chat does in the background. So the window keeps
+evicting, the archive, the index and the memory files keep growing, and anything that leaks per
+turn shows.
+
+Measured:
+- resident memory of this process (the engine, the SDK, LanceDB, the embedder; the CLI is a child
+  process and not counted) at turn 100 and at turn 2,000. Target: grows < 50 MB.
+- engine overhead per turn (TurnEngine.prepare + record: role doc, budget, recall, storing,
+  rendering; the CLI round trip excluded), p50 and p95 over turns 100-199 and 1900-1999.
+  Target: the late window within 20% of the early one, for both.
+The whole turn's wall time (CLI round trip included) is printed beside it, for information.
+
+`--turns N` for a quick run (the windows become N/20 turns wide, at N/20 and at the end);
+`--embedder hash|none` takes the model out (none: no index, no recall). Other processes on the
+machine skew the timings: the load average is printed with them.
+
+Run: python benchmarks/bench_soak.py [--turns N] [--embedder local|hash|none]
+Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RSS_GROWTH_MB = 50.0
+OVERHEAD_DRIFT = 0.20
+SCRIPT_TURNS = 50
+
+WORDS = ("the", "config", "loader", "reads", "settings", "once", "at", "start-up", "so", "a",
+         "reload", "does", "not", "pick", "them", "up", "retry", "timeout", "index", "window",
+         "migration", "deploy", "staging", "test", "suite", "fails", "because", "of", "cache")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def script(rng: random.Random) -> list[list[dict[str, Any]]]:
+    """SCRIPT_TURNS reply shapes, cycled through: streamed replies of varied length, and every
+    tenth turn a write_memory call before the reply."""
+    turns = []
+    for i in range(SCRIPT_TURNS):
+        reply = " ".join(sentence(rng, rng.randint(6, 20)) for _ in range(rng.randint(3, 25)))
+        steps: list[dict[str, Any]] = [{"text": reply, "chunks": 3}]
+        if i % 10 == 9:
+            steps.insert(0, {"tool": "mcp__mnemara__write_memory",
+                             "input": {"text": f"soak note {i}: {sentence(rng, 12)}"}})
+        turns.append(steps)
+    return turns
+
+
+def window_stats(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+async def soak(turns: int, embedder: str, width: int) -> dict[str, Any]:
+    from mnemara.engine.turn import TurnEngine
+    from mnemara.instance import Instance
+    from tests.fakes.drive import run_turn
+    from tests.fakes.fake_cli import fake_cli
+
+    rng = random.Random(2000)
+    tmp = Path(os.environ["MNEMARA_HOME"])
+    inst = Instance.named("soak")
+    config = inst.create()
+    if embedder == "none":
+        inst.save_config(config.replace(rag_enabled=False, recall="off"))
+    elif embedder != config.rag_embedder:
+        inst.save_config(config.replace(rag_embedder=embedder))
+    fake = fake_cli(tmp / "fake", script(rng))
+    fake.env.pop("MNEMARA_FAKE_CLI_LOG")  # a log of every request would grow without bound
+    engine = TurnEngine(inst, cli_path=fake.cli_path, env=fake.env)
+
+    timing: dict[str, float] = {}
+    prepare, record = engine.prepare, engine.record
+
+    async def timed_prepare(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await prepare(*a, **kw)
+        finally:
+            timing["prepare"] = time.perf_counter() - t0
+
+    def timed_record(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return record(*a, **kw)
+        finally:
+            timing["record"] = time.perf_counter() - t0
+
+    engine.prepare, engine.record = timed_prepare, timed_record  # type: ignore[method-assign]
+    overhead, wall, rss = [], [], {}
+    started = time.perf_counter()
+    try:
+        for i in range(1, turns + 1):
+            fake.state_path.write_text(str((i - 1) % SCRIPT_TURNS))
+            text = f"message {i}: {sentence(rng, rng.randint(4, 40))}"
+            t0 = time.perf_counter()
+            events = await run_turn(engine, text)
+            wall.append(time.perf_counter() - t0)
+            done = events[-1]
+            if getattr(done, "status", None) != "complete":
+                raise SystemExit(f"turn {i} ended {getattr(done, 'status', done)}: "
+                                 f"{getattr(done, 'error', '')}")
+            overhead.append(timing["prepare"] + timing["record"])
+            if engine.memory.enabled:
+                engine.memory.drain()
+            if i in (width, turns) or i % max(1, turns // 10) == 0:
+                rss[i] = rss_mb()
+                print(f"  turn {i:>5}: rss {rss[i]:6.1f} MB, overhead p50 so far "
+                      f"{statistics.median(overhead[-width:]) * 1000:6.1f} ms, wall p50 "
+                      f"{statistics.median(wall[-width:]) * 1000:6.1f} ms, "
+                      f"{engine.store.count()} in the window, {engine.store.archived_count()} archived, "
+                      f"{time.perf_counter() - started:5.0f} s", flush=True)
+    finally:
+        engine.close()
+    return {"overhead": overhead, "wall": wall, "rss": rss}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--turns", type=int, default=2000)
+    ap.add_argument("--embedder", choices=("local", "hash", "none"), default="local",
+                    help="the instance's rag_embedder (none: no index, no recall); default local")
+    args = ap.parse_args()
+    width = min(100, max(5, args.turns // 20))
+    if args.turns < 3 * width:
+        ap.error("--turns must be at least 3 windows")
+    print(f"{args.turns:,} turns, embedder {args.embedder}; load average "
+          f"{os.getloadavg()[0]:.2f} (other processes skew the timings)")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MNEMARA_HOME"] = tmp
+        os.environ.pop("MNEMARA_INSTANCE", None)
+        result = asyncio.run(soak(args.turns, args.embedder, width))
+    overhead, wall, rss = result["overhead"], result["wall"], result["rss"]
+    early = slice(width - 1, 2 * width - 1)  # turns width .. 2*width-1 (100-199 by default)
+    late = slice(args.turns - width, args.turns)
+    ok = True
+    growth = rss[args.turns] - rss[width]
+    passed = growth < RSS_GROWTH_MB
+    ok &= passed
+    print(f"resident memory: {rss[width]:.1f} MB at turn {width}, {rss[args.turns]:.1f} MB at turn "
+          f"{args.turns}: grew {growth:+.1f} MB  target < {RSS_GROWTH_MB:.0f} MB  "
+          f"{'PASS' if passed else 'FAIL'}")
+    label_early = f"turns {width}-{2 * width - 1}"
+    label_late = f"turns {args.turns - width}-{args.turns - 1}"
+    for name, values, target in (("engine overhead per turn", overhead, True),
+                                 ("whole turn (CLI round trip included)", wall, False)):
+        e50, e95 = window_stats(values[early])
+        l50, l95 = window_stats(values[late])
+        for stat, e, lt in (("p50", e50, l50), ("p95", e95, l95)):
+            change = lt / e - 1
+            line = (f"{name} {stat}: {e * 1000:.1f} ms ({label_early}) -> {lt * 1000:.1f} ms "
+                    f"({label_late}), {change:+.0%}")
+            if target:
+                passed = change <= OVERHEAD_DRIFT
+                ok &= passed
+                print(f"{line}  target within +{OVERHEAD_DRIFT:.0%}  {'PASS' if passed else 'FAIL'}")
+            else:
+                print(f"{line}  [info]")
+    print(json.dumps({"rss_mb": {str(k): round(v, 1) for k, v in rss.items()}}))
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
