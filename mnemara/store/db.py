@@ -186,7 +186,8 @@ class StoreConnection(sqlite3.Connection):
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open the store. Read-only opens never create the file and never migrate.
+    """Open the store. Read-only opens never create the file and write nothing, except that an
+    older schema is upgraded first (a healthy file only: damage is found before any migration).
 
     Any failure (not a database, truncated, unreadable, newer schema) is a StoreError with one
     line; a damaged file is a StoreDamaged, now or on any later query. A 0-byte file is what
@@ -230,8 +231,15 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             raise StoreError(f"{path}: schema version {version} is newer than this mnemara "
                              f"supports ({SCHEMA_VERSION}); upgrade mnemara")
         if readonly and version < SCHEMA_VERSION:
-            raise StoreError(f"{path}: schema version {version} needs an upgrade; "
-                             "run any writing command (e.g. `mnemara run`) first")
+            if not os.access(path, os.W_OK):
+                raise StoreError(f"{path}: schema version {version} needs an upgrade, and the "
+                                 "file is not writable; run mnemara as its owner once")
+            # A newer mnemara reading an instance for the first time (`list`, `show` after an
+            # upgrade): upgrade it once, the one write a reader makes, then read as asked.
+            _close(conn)
+            conn = None
+            _close(connect(path))
+            return connect(path, readonly=True)
     except sqlite3.DatabaseError as exc:
         _close(conn)
         translated = translate_error(path, exc)

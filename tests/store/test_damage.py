@@ -316,3 +316,23 @@ def test_list_shows_instances_that_lost_their_config(cli: Any, make_instance: An
     rows = {r["name"]: r for r in json.loads(cli("list", "--json").stdout)}
     assert "error" not in rows["alpha"] and "no config.json" in rows["bravo"]["error"]
     assert snapshot(mnemara_home) == before
+
+
+def test_readers_upgrade_an_older_healthy_store_instead_of_refusing_it(tmp_path: Path) -> None:
+    """After upgrading mnemara, `list` and `show` read an instance written by the older version:
+    the store is migrated once (by the first reader) and its turns read as they were."""
+    from mnemara.store.db import MIGRATIONS, SCHEMA_VERSION, split_statements
+    path = tmp_path / "turns.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in split_statements(MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO turns (role, content, rendered, created_at, est_tokens)"
+                 " VALUES ('user', ?, '', '2026-01-01T00:00:00Z', 1)",
+                 (json.dumps(text("written by the older version")),))
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with TurnStore(path, readonly=True) as store:
+        assert [t.text for t in store.window()] == ["written by the older version"]
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    check.close()
