@@ -41,8 +41,9 @@ def _existing(name: str) -> Instance:
     return inst
 
 
-def _ensure(name: str) -> Instance:
-    """The instance, created with defaults (and said so on stderr) when it does not exist yet."""
+def _ensure(name: str, say: Callable[[str], None] | None = None) -> Instance:
+    """The instance, created with defaults (and said so: on stderr, or through `say`) when it
+    does not exist yet."""
     from .errors import InstanceError
     inst = Instance.named(name)
     if inst.exists():
@@ -57,7 +58,11 @@ def _ensure(name: str) -> Instance:
             raise
         inst.load_config()
         return inst
-    click.echo(f"mnemara: created instance {name!r} at {inst.root} with default config", err=True)
+    created = f"created instance {name!r} at {inst.root} with default config"
+    if say is not None:
+        say(created)
+    else:
+        click.echo(f"mnemara: {created}", err=True)
     return inst
 
 
@@ -166,7 +171,7 @@ def list_cmd(as_json: bool) -> None:
 def show(instance_name: str, last: int | None, as_json: bool, as_prompt: bool) -> None:
     """Print the rolling window as the model will see it, then totals. Read-only."""
     from .store import TurnStore
-    from .views import WindowTotals, display_turn, turn_json
+    from .views import WindowTotals, display_turn, terminal_width, turn_json
     inst = _existing(instance_name)
     cfg = inst.load_config()
     if as_prompt:
@@ -185,8 +190,9 @@ def show(instance_name: str, last: int | None, as_json: bool, as_prompt: bool) -
         return
     if not turns:
         click.echo("(the window is empty)")
+    width = terminal_width()
     for turn in turns:
-        click.echo(display_turn(turn))
+        click.echo(display_turn(turn, width))
         click.echo()
     click.echo(totals.line())
 
@@ -197,6 +203,7 @@ def _show_prompt(inst: Instance, cfg: Any, as_json: bool) -> None:
     preview = request_preview(inst, cfg)
     if as_json:
         data = {"system_prompt": preview.system_prompt, "blocks": preview.blocks,
+                "next_message_slots": _slots_text(preview.next_slots),
                 "warning": preview.role_warning,
                 "added_by_claude_code": [{"where": w, "what": t} for w, t in _cli_additions(cfg)]}
         click.echo(inert_json(json.dumps(data, indent=2, ensure_ascii=False)))
@@ -213,15 +220,32 @@ def _show_prompt(inst: Instance, cfg: Any, as_json: bool) -> None:
     for turn, block in zip(preview.turns, preview.blocks):
         recalled = preview.recalled(turn)
         extra = f", {recalled} recalled memor{'y' if recalled == 1 else 'ies'} inside" if recalled else ""
+        if any(b.get("type") == "slots" for b in turn.blocks):
+            extra += ", ending with the slots as they were then"
         click.echo(f"----- block: turn {turn.id} ({turn.role}, ~{turn.est_tokens:,} tokens{extra}) -----")
         click.echo(inert(block["text"]))
     recall = ("recalled memories relevant to it are added inside its block"
               if cfg.recall == "auto" and cfg.rag_enabled else "automatic recall is off")
     click.echo(f"----- block: your next message ({recall}) -----")
+    if preview.next_slots is not None:  # changed since the window last carried them
+        from .store.blocks import render_block
+        click.echo(f"----- ... ending with your slots, changed since last sent ({preview.slots_line}) -----")
+        click.echo(inert(render_block(preview.next_slots)))
+    elif preview.slots_line:
+        click.echo(f"----- slots: {preview.slots_line}; unchanged, so not repeated: the model "
+                   "sees them in the newest window block that carries them -----")
     click.echo("===== added by Claude Code on its own (not controlled by mnemara; "
                "varies with its version) =====")
     for where, what in _cli_additions(cfg):
         click.echo(inert(f"- {where}: {what}"))  # the cwd and model come from config.json
+
+
+def _slots_text(block: Any) -> str | None:
+    """The `<slots>` block the next message ends with, as sent (None: nothing is added)."""
+    if block is None:
+        return None
+    from .store.blocks import render_block
+    return render_block(block)
 
 
 def _cli_additions(cfg: Any) -> list[tuple[str, str]]:
@@ -241,14 +265,16 @@ def _cli_additions(cfg: Any) -> list[tuple[str, str]]:
 def run(instance_name: str, no_tui: bool) -> None:
     """Chat with the instance (creates it with defaults if missing)."""
     import os
-    inst = _ensure(instance_name)
-    inst.load_config()  # a broken config is one line here, before any screen opens
     interactive = _is_tty()
-    if no_tui or os.environ.get("MNEMARA_NO_TUI", "").lower() in ("1", "true", "yes") or not interactive:
+    plain = no_tui or os.environ.get("MNEMARA_NO_TUI", "").lower() in ("1", "true", "yes") or not interactive
+    said: list[str] = []  # the TUI covers stderr: it shows the creation notice inside instead
+    inst = _ensure(instance_name, None if plain else said.append)
+    inst.load_config()  # a broken config is one line here, before any screen opens
+    if plain:
         from .ui.repl import run_repl
         sys.exit(run_repl(inst, interactive=interactive))
     from .ui.tui.app import run_tui
-    sys.exit(run_tui(inst))
+    sys.exit(run_tui(inst, notices=said))
 
 
 @main.command()
@@ -262,8 +288,6 @@ def ask(instance_name: str, message: tuple[str, ...], as_json: bool, yes: bool) 
 
     Exit code: 0 done, 1 the turn failed or the message was refused as too large for the
     window budget, 130 interrupted (Ctrl+C), 143 stopped by SIGTERM."""
-    inst = _existing(instance_name)
-    inst.load_config()
     if message in ((), ("-",)):
         if sys.stdin.isatty():  # else it would wait silently, looking hung
             click.echo("mnemara: reading the message from stdin (Ctrl+D to end)", err=True)
@@ -272,6 +296,7 @@ def ask(instance_name: str, message: tuple[str, ...], as_json: bool, yes: bool) 
         text = " ".join(message)
     if not text.strip():
         raise MnemaraError("nothing to ask: give a MESSAGE or pipe one on stdin")
+    inst = _ensure(instance_name)  # as `run` and `note` do: a fresh install just works
     from .ui.oneshot import ask as run_ask
     sys.exit(run_ask(inst, text, as_json=as_json, yes=yes))
 
@@ -328,10 +353,17 @@ def delete(instance_name: str, force: bool) -> None:
 @instance_option
 @click.option("--set", "set_path", metavar="PATH", help="Point the instance at this role doc.")
 @click.option("--show", "show_doc", is_flag=True, help="Print the role doc path and its text.")
-def role(instance_name: str, set_path: str | None, show_doc: bool) -> None:
+@click.option("--set-from-url", "url", metavar="URL",
+              help="Fetch a role doc (https only, at most 1 MB), show it, and on confirmation save "
+                   "it as role.md in the instance and point the instance at it.")
+@click.option("--yes", "-y", is_flag=True, help="With --set-from-url: save without asking.")
+def role(instance_name: str, set_path: str | None, show_doc: bool, url: str | None, yes: bool) -> None:
     """Show or set the role doc (the system prompt, re-read every turn)."""
     inst = _existing(instance_name)
     cfg = inst.load_config()
+    if url:
+        _role_from_url(inst, cfg, url, yes)
+        return
     if set_path:
         from .engine.prompt import role_doc_problem
         path = str(Path(set_path).expanduser().resolve())
@@ -362,6 +394,27 @@ def role(instance_name: str, set_path: str | None, show_doc: bool) -> None:
             raise MnemaraError(f"cannot read role doc {path}: {exc}") from None
     else:
         _warn_missing_role(path)
+
+
+def _role_from_url(inst: Instance, cfg: Any, url: str, yes: bool) -> None:
+    """`role --set-from-url`: fetch, show (inert: shown, never obeyed), confirm, save atomically."""
+    from .ops.role import ROLE_FILE, fetch, save
+    from .termsafe import inert
+    text = fetch(url)
+    target = inst.root / ROLE_FILE
+    click.echo(f"===== {url} ({len(text.encode('utf-8')):,} bytes) =====")
+    click.echo(inert(text))
+    click.echo("===== end =====")
+    replaces = " (replacing the one there)" if target.exists() else ""
+    if not yes:
+        if not _is_tty():
+            raise MnemaraError("not saved: add --yes to save a fetched role doc when not on a terminal")
+        if not click.confirm(f"Save this as the role doc of {inst.name!r} in {target}{replaces}?",
+                             default=False):
+            click.echo("not saved")
+            return
+    save(inst, cfg, target, text)
+    click.echo(f"role doc for {inst.name!r} is now {target}{replaces}; the next turn uses it")
 
 
 @main.command()
@@ -401,3 +454,4 @@ def search(instance_name: str, query: tuple[str, ...], limit: int, as_json: bool
 
 from . import cli_memory  # noqa: E402,F401  (registers the memory commands)
 from . import cli_ops  # noqa: E402,F401  (registers doctor, backup, restore)
+from . import cli_slots  # noqa: E402,F401  (registers `mnemara slot`)

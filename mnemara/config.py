@@ -112,6 +112,20 @@ def _fraction(v: Any) -> float:
     return float(v)
 
 
+def _int_span(lo: int, hi: int) -> Callable[[Any], tuple[int, int]]:
+    """A `[min, max]` pair of integers within lo..hi, min <= max."""
+    one = _int_range(lo, hi)
+
+    def check(v: Any) -> tuple[int, int]:
+        if not isinstance(v, list) or len(v) != 2:
+            raise ValueError(f"must be a [min, max] pair of integers, got {_kind(v)}")
+        low, high = one(v[0]), one(v[1])
+        if low > high:
+            raise ValueError(f"min {low} is more than max {high}")
+        return (low, high)
+    return check
+
+
 def _optional_str(v: Any) -> str | None:
     return None if v is None else _str(v)
 
@@ -197,6 +211,16 @@ FIELDS: tuple[Field, ...] = (
           "Most turns (user and assistant rows) the rolling window holds."),
     Field("max_window_tokens", 100_000, _int_range(1_000, 2_000_000),
           "Estimated-token budget of what each turn sends: role doc + window + the new message."),
+    Field("model_may_tune_window", True, _bool,
+          "Offer the model `tune_window`, to change max_window_turns and max_window_tokens within "
+          "tune_window_turns and tune_window_tokens (you see a notice each time)."),
+    Field("tune_window_turns", (4, 100), _int_span(1, 100_000),
+          "[min, max] max_window_turns the model may choose with tune_window."),
+    Field("tune_window_tokens", (8_000, 200_000), _int_span(1_000, 2_000_000),
+          "[min, max] max_window_tokens the model may choose with tune_window."),
+    Field("strip_min_chars", 8_000, _int_range(0, 10_000_000),
+          "Fewest characters strip_tool_output must free at once, so the prompt cache breaks "
+          "for a big saving, not for every small one."),
     Field("allowed_tools", DEFAULT_POLICIES, _policies,
           "Tool policies: a list of {tool, mode: allow|ask|deny, allowed_patterns}. `tool` is a name or a `prefix*` glob."),
     Field("mcp_servers", (), _mcp_servers,
@@ -212,6 +236,11 @@ FIELDS: tuple[Field, ...] = (
           "fails; 5 gives up on a dead endpoint in about 20 s. The CLI's own default is 10 (~3 min)."),
     Field("tool_result_max_chars", 4000, _int_range(200, 1_000_000),
           "Tool output longer than this is cut (with a visible marker) when re-sent in later turns."),
+    Field("auto_compress", False, _bool,
+          "When the budget would evict, have the model summarize the turns instead (as /compress, "
+          "without asking); the turns still go to the archive. false: plain eviction."),
+    Field("compress_model", "", _str,
+          "Model that writes /compress and auto_compress summaries. \"\": the session's model."),
     Field("cwd", None, _optional_str,
           "Working directory for the model's tools. null: the directory mnemara was started in."),
     Field("rag_enabled", True, _bool,
@@ -236,6 +265,10 @@ FIELDS: tuple[Field, ...] = (
     Field("recall_min_score", 0.3, _fraction,
           "Relevance (0..1) a memory needs to be recalled automatically."),
     Field("recall_k", 5, _int_range(1, 50), "Most memories recalled automatically into one turn."),
+    Field("slot_max_chars", 2000, _int_range(20, 100_000),
+          "Most characters one slot (a named block the model always sees) may hold."),
+    Field("slots_max_tokens", 2000, _int_range(100, 200_000),
+          "Most estimated tokens all slots together may take in the window (their `<slots>` block)."),
     Field("graph_enabled", True, _bool, "Use the Kuzu property graph."),
     Field("replay_default_days", 7, _int_range(1, 3650), "Days of memory `mnemara replay` reads by default."),
     Field("replay_default_threshold", 3, _int_range(2, 1000),

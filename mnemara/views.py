@@ -17,6 +17,14 @@ from .store.turns import SearchHit, Turn
 from .termsafe import inert, one_line
 
 ROLE_LABEL = {"user": "you", "assistant": "assistant"}
+PIPE_WIDTH = 100  # wrap width when the output is not a terminal
+
+
+def terminal_width() -> int:
+    """The terminal's width in columns (COLUMNS, else stdout's terminal), at least 40; off a
+    terminal PIPE_WIDTH. Text wrapped to it fills each line once instead of wrapping twice."""
+    import shutil
+    return max(40, shutil.get_terminal_size((PIPE_WIDTH, 24)).columns)
 
 
 def summarize_result(block: dict[str, Any]) -> str:
@@ -59,6 +67,17 @@ def recall_summary(block: dict[str, Any], limit: int = 100) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _view_slots(block: dict[str, Any], results: dict[Any, Any], width: int) -> list[str]:
+    return [slots_summary(block, width - 2)]
+
+
+def slots_summary(block: dict[str, Any], limit: int = 100) -> str:
+    """`▣ slots sent with this message: current_task, user_profile` (what the model now sees)."""
+    names = [str(s.get("name", "?")) for s in block.get("slots") or []]
+    line = ("▣ slots sent with this message: " + ", ".join(names)) if names else "▣ slots sent: all cleared"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def recall_item_label(item: dict[str, Any]) -> str:
     ident = str(item.get("id", "?"))
     kind, _, rest = ident.partition(":")
@@ -72,7 +91,24 @@ BLOCK_VIEWS: dict[str, Any] = {
     "tool_result": lambda block, results, width: [],
     "thinking": _view_thinking,
     "recall": _view_recall,
+    "slots": _view_slots,
+    "summary": lambda block, results, width: summary_view(block, width),
 }
+
+
+def summary_heading(block: dict[str, Any]) -> str:
+    """`⧉ summary of 12 turns (#3-#14), archived: /compress undo restores them`."""
+    from .store.blocks import id_ranges
+    ids = block.get("turn_ids") or []
+    return (f"⧉ summary of {len(ids)} turn{'s' if len(ids) != 1 else ''} ({id_ranges(ids)}), "
+            "archived: read_turns reads them, /compress undo restores them")
+
+
+def summary_view(block: dict[str, Any], width: int) -> list[str]:
+    """A summary block in `show` and /show: its heading, then its text wrapped."""
+    out = [summary_heading(block)]
+    out.extend(_view_text({"text": block.get("text", "")}, {}, width))
+    return out
 
 
 def format_turn(turn: Turn, width: int = 100) -> str:

@@ -588,16 +588,21 @@ BY_NAME = {
     "import": ["import", "conv.jsonl"], "export": ["export"],
     "doctor": ["doctor"], "backup": ["backup", "-o", "out.tar.gz"], "restore": ["restore", "b.tar.gz"],
     "redact": ["redact"],
+    "slot list": ["slot", "list"], "slot show": ["slot", "show", "x"],
+    "slot set": ["slot", "set", "x", "y"], "slot undo": ["slot", "undo", "x"],
 }
 NEED_EXISTING = ["show", "show --json", "clear", "clear --purge", "delete", "role", "role --set",
-                 "search", "ask", "recall", "reindex", "wiki list", "wiki show", "wiki edit",
-                 "doctor", "backup", "export", "redact"]
+                 "search", "recall", "reindex", "wiki list", "wiki show", "wiki edit",
+                 "doctor", "backup", "export", "redact", "slot list", "slot show", "slot set",
+                 "slot undo"]
 # delete is left out on purpose: `delete --force` is how a user gets rid of a broken instance.
 READ_CONFIG = ["show", "show --json", "show --prompt", "clear", "clear --purge", "role",
                "role --set", "note", "search", "run", "ask", "recall", "reindex", "wiki list",
-               "wiki show", "wiki edit", "import", "export", "redact"]
+               "wiki show", "wiki edit", "import", "export", "redact", "slot list", "slot show",
+               "slot set", "slot undo"]
 READ_STORE = ["show", "show --json", "show --prompt", "clear", "clear --purge", "search", "recall",
-              "reindex", "backup", "export", "redact"]
+              "reindex", "backup", "export", "redact", "slot list", "slot show", "slot set",
+              "slot undo"]
 
 
 def test_the_failure_matrix_covers_every_command_with_an_instance_option():

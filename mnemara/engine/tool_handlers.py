@@ -40,6 +40,17 @@ class ToolContext:
     system_prompt_tokens: int = 0  # the engine sets it each turn
     memory: Any = None  # the MemoryService; made on first use when the engine did not give one
     last_recall: Any = None  # the engine's latest RecallPick, for inspect_context
+    # How a tool changes the config (tune_window): the engine's set_config, so the next turn's
+    # budget uses it and config.json keeps it. None: save it and update this context only.
+    apply_config: Callable[[Config], None] | None = None
+
+    def set_config(self, config: Config) -> None:
+        """Make `config` the instance's config, for this session and the next."""
+        if self.apply_config is not None:
+            self.apply_config(config)
+        else:
+            self.instance.save_config(config)
+        self.config = config
 
     def memory_service(self) -> Any:
         if self.memory is None:
@@ -150,6 +161,8 @@ def inspect_context(ctx: ToolContext, args: dict[str, Any]) -> str:
         f" ({f'calibrated from {est.samples} request(s)' if est.samples else 'default, not calibrated yet'})",
     ]
     lines.append(_recall_line(ctx))
+    from ..memory.slots import context_line
+    lines.append("- " + context_line(ctx.store, cfg))
     evictions = store.evictions(5)
     lines.append("- recent evictions:" if evictions else "- recent evictions: none")
     lines += [f"  - {e['at']}: {e['turns']} turn(s), ~{e['est_tokens']:,} tokens ({e['reason']})"
@@ -276,6 +289,10 @@ def _gist(turn: Turn, limit: int = 80) -> str:
     if text:
         gist = text if len(text) <= limit else text[: limit - 1] + "…"
         return gist + (f" [tools: {calls[0]}{more}]" if calls else "")
+    summary = next((b for b in turn.blocks if b.get("type") == "summary"), None)
+    if summary is not None:  # /compress: say which archived turns it stands for
+        from ..store.blocks import id_ranges
+        return f"summary of archived turns {id_ranges(summary.get('turn_ids') or [])}"
     return calls[0] + more if calls else "(no text)"
 
 

@@ -3,8 +3,9 @@
 Each tool is defined once: its name, a description written for the model, a JSON Schema in which
 optional arguments are optional (with defaults), its handler, and the feature it belongs to. The
 window tools are defined below; features add theirs with `register(...)` from their own module
-(memory: `memory/tools.py`). `active_tools(config)` is what a turn offers: a feature whose config
-switch is off (e.g. `rag_enabled: false`) offers none of its tools. Handlers that touch a backend
+(memory: `memory/tools.py`; segments, strips, tune_window, log_choice: `window_tools.py`).
+`active_tools(config)` is what a turn offers: a feature whose config switch is off (e.g.
+`rag_enabled: false`) offers none of its tools. Handlers that touch a backend
 (an index, an embedder, a network) are marked `blocking` and run in a worker thread, so the event
 loop (and the TUI) never waits on them.
 
@@ -50,6 +51,8 @@ FEATURES: dict[str, Callable[[Any], bool]] = {
     "notes": lambda config: True,
     "wiki": lambda config: True,
     "memory": lambda config: bool(config.rag_enabled),
+    "slots": lambda config: True,
+    "window_tuning": lambda config: bool(config.model_may_tune_window),
 }
 
 
@@ -312,3 +315,5 @@ def build_sdk_server(ctx: ToolContext) -> "McpSdkServerConfig":
 # Features register their tools on import; importing them here makes the registry complete for
 # everyone who imports it (their handlers import their backends lazily).
 from ..memory import tools as _memory_tools  # noqa: E402,F401
+from ..memory import slot_tools as _slot_tools  # noqa: E402,F401
+from . import window_tools as _window_tools  # noqa: E402,F401

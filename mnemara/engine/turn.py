@@ -22,8 +22,9 @@ from ..errors import MnemaraError
 from ..instance import Instance
 from ..lock import TURN_WAIT_SECONDS, InstanceLock, acquire_waiting
 from ..store import Budget, TurnStore
-from ..store.blocks import (result_text, text_block, thinking_block, tool_result_block,
-                            tool_use_block)
+from ..memory.slots import pending_block
+from ..store.blocks import (render_block, result_text, text_block, thinking_block,
+                            tool_result_block, tool_use_block)
 from ..claude_tools import summarize_tool_call
 from .events import (Event, Notice, Recalled, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
                      ToolResult, TurnFinished, Usage)
@@ -60,7 +61,8 @@ class TurnEngine:
         from ..memory.service import MemoryService  # light: the index opens on first use
         self.memory = MemoryService(instance, self.config, embedder=embedder)
         self.tools = ToolContext(instance=instance, config=self.config, store=self.store,
-                                 stats=self.stats, notify=self._tool_notice, memory=self.memory)
+                                 stats=self.stats, notify=self._tool_notice, memory=self.memory,
+                                 apply_config=self.set_config)
         self._memory_notes_shown: set[str] = set()
         self._drainer: asyncio.Task[Any] | None = None
         self._client: Any = None
@@ -197,9 +199,15 @@ class TurnEngine:
         self._refuse_if_too_large(text, self.tools.system_prompt_tokens)
         # The budget is enforced first, with room for the most a recall may add, so what this
         # eviction moves out of the window can be recalled right away when it matters.
-        await self._enforce_budget(text, emit, reserve_tokens=self._recall_reserve())
+        # Changed slots end the new message (memory/slots.py says why there): room for them too.
+        slots = pending_block(self.store, self.config)
+        reserve = self._recall_reserve() + (self.store.estimator.estimate(render_block(slots)) if slots else 0)
+        await self._enforce_budget(text, emit, reserve_tokens=reserve)
         recalled = await self._recall(text, emit)
         blocks = [recalled, text_block(text)] if recalled else [text_block(text)]
+        slots = pending_block(self.store, self.config)  # again: eviction may have taken their carrier
+        if slots:
+            blocks.append(slots)
         user = self.store.add_turn("user", blocks, status="pending", model=self.config.model)
         blocks = window_blocks(self.store.sendable_renderings())
         chars = len(role.text) + sum(len(b["text"]) for b in blocks)
@@ -399,6 +407,11 @@ class TurnEngine:
                                          f"max_window_tokens ({cfg.max_window_tokens:,})"))
             room = 1
         incoming = self.store.estimator.estimate_chars(len(text) + RENDER_OVERHEAD) + reserve_tokens
+        if cfg.auto_compress:  # summarize what would be evicted; eviction takes what is left over
+            from ..ops.compress import compress_before_eviction
+            await compress_before_eviction(self, Budget(cfg.max_window_turns, room),
+                                           incoming_tokens=incoming, low_water=LOW_WATER, emit=emit,
+                                           interrupted=lambda: self._interrupted)
         # Room for the new message and its reply, so the window never grows past the budget.
         eviction = self.store.apply_budget(Budget(cfg.max_window_turns, room), incoming_turns=2,
                                            incoming_tokens=incoming, low_water=LOW_WATER)

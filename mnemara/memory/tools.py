@@ -76,6 +76,7 @@ def rag_index(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 def read_turns(ctx: ToolContext, args: dict[str, Any]) -> str:
+    from ..store.window_edits import stripped_outputs
     from ..views import format_turn
     around = args["around"]
     with ctx.memory_service().locked_store() as store:
@@ -93,7 +94,8 @@ def read_turns(ctx: ToolContext, args: dict[str, Any]) -> str:
                     missing.append(i)
                 continue
             turn, where = found
-            out.append(f"[{where}] " + format_turn(turn, width=10_000))
+            # A tool output stripped from the window (strip_tool_output) is shown whole here.
+            out.append(f"[{where}] " + format_turn(turn, width=10_000) + stripped_outputs(turn))
     text = "\n\n".join(out)
     if len(text) > READ_TURNS_MAX_CHARS:
         text = text[:READ_TURNS_MAX_CHARS] + "\n[... cut: ask for fewer turns or a smaller `around`]"

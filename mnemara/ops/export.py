@@ -18,6 +18,8 @@ Two formats:
       {"type": "wiki", "slug": "deploy/staging", "updated_at": "...Z", "text": "...whole page..."}
       {"type": "entry", "atom": {...a manual index entry (rag_index) as stored...}}
       {"type": "superseded", "atom_id": "...", "by_id": "...", "reason": "..." | null, "at": "...Z"}
+      {"type": "slot", "id": 3, "name": "current_task", "text": "...", "action": "set",
+       "author": "model" | "user", "reverts": null, "created_at": "...Z"}   (every slot version)
 
   Records come in that order (turns by id). Non-ASCII text is written as is, except characters a
   terminal would obey or that would hide text (controls, bidi overrides), which are `\\uXXXX`
@@ -58,6 +60,7 @@ NOTE_KEYS = ("type", "file", "line", "at", "category", "text")
 WIKI_KEYS = ("type", "slug", "updated_at", "text")
 ENTRY_KEYS = ("type", "atom")
 SUPERSEDED_KEYS = ("type", "atom_id", "by_id", "reason", "at")
+SLOT_KEYS = ("type", "id", "name", "text", "action", "author", "reverts", "created_at")
 HEADER_KEYS = ("type", "format", "version", "instance", "exported_at", "redacted")
 _COLUMNS = ("id, role, content, created_at, model, usage, cost_usd, status, pinned")
 
@@ -123,6 +126,7 @@ def iter_records(instance: "Instance", config: "Config", *, exported_at: str,
            "exported_at": exported_at, "redacted": redactor.on}
     entries: list[dict[str, Any]] = []
     superseded: list[dict[str, Any]] = []
+    slots: list[dict[str, Any]] = []
     if instance.turns_path.exists():
         from ..store.turns import TurnStore
         with TurnStore(instance.turns_path, readonly=True) as store:
@@ -146,12 +150,16 @@ def iter_records(instance: "Instance", config: "Config", *, exported_at: str,
                     superseded.append({"type": "superseded", "atom_id": atom_id, "by_id": by_id,
                                        "reason": None if reason is None else redactor.text(reason),
                                        "at": at})
+                for row in conn.execute("SELECT * FROM slot_versions ORDER BY id"):
+                    slots.append({"type": "slot", **{k: row[k] for k in SLOT_KEYS[1:]},
+                                  "text": redactor.text(row["text"])})
             finally:
                 conn.execute("COMMIT")
     yield from _note_records(instance, redactor)
     yield from _wiki_records(instance, redactor)
     yield from entries
     yield from superseded
+    yield from slots
 
 
 def _turn_record(row: Any, redactor: _Redactor) -> dict[str, Any]:
@@ -261,7 +269,8 @@ def markdown(records: Iterator[dict[str, Any]]) -> Iterator[str]:
     wiki pages and index entries."""
     section = None
     titles = {"turn": "## Conversation (archive, then the window)", "note": "## Memory notes",
-              "wiki": "## Wiki pages", "entry": "## Index entries", "superseded": "## Corrections"}
+              "wiki": "## Wiki pages", "entry": "## Index entries", "superseded": "## Corrections",
+              "slot": "## Slots (every version)"}
     for record in records:
         kind = record["type"]
         if kind == "header":
@@ -349,7 +358,12 @@ def _md_superseded(r: dict[str, Any]) -> str:
     return f"\n- `{r['atom_id']}` corrected by `{r['by_id']}` at {r['at']}{reason}\n"
 
 
+def _md_slot(r: dict[str, Any]) -> str:
+    what = f"undo of #{r['reverts']}" if r["action"] == "undo" else r["action"]
+    return f"\n- #{r['id']} `{r['name']}` · {r['created_at']} · {r['author']} · {what}:\n\n" + _fence(r["text"])
+
+
 _MD: dict[str, Callable[[dict[str, Any]], str]] = {
     "turn": _md_turn, "note": _md_note, "wiki": _md_wiki, "entry": _md_entry,
-    "superseded": _md_superseded,
+    "superseded": _md_superseded, "slot": _md_slot,
 }

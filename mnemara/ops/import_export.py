@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MnemaraError
 from ..timestamps import parse_timestamp, shown as _shown
-from .export import (ENTRY_KEYS, FORMAT, HEADER_KEYS, NOTE_KEYS, SUPERSEDED_KEYS, TURN_KEYS,
-                     VERSION, WIKI_KEYS)
+from .export import (ENTRY_KEYS, FORMAT, HEADER_KEYS, NOTE_KEYS, SLOT_KEYS, SUPERSEDED_KEYS,
+                     TURN_KEYS, VERSION, WIKI_KEYS)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -65,6 +65,7 @@ class ExportBundle:
     wiki: list[dict[str, Any]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     superseded: list[dict[str, Any]] = field(default_factory=list)
+    slots: list[dict[str, Any]] = field(default_factory=list)  # every slot version, in id order
     read_seconds: float = 0.0
 
 
@@ -190,6 +191,23 @@ def _check_superseded(r: dict[str, Any]) -> None:
     _stamp(r, "at")
 
 
+def _check_slot(r: dict[str, Any], seen: set[int]) -> None:
+    from ..memory.slots import AUTHORS, NAME_RE
+    _keys(r, SLOT_KEYS)
+    if isinstance(r["id"], bool) or not isinstance(r["id"], int) or r["id"] < 1 or r["id"] in seen:
+        raise ValueError(f"slot version \"id\" must be a new positive integer, got {_shown(r['id'])}")
+    seen.add(r["id"])
+    _str(r, "name")
+    _str(r, "text")
+    if not NAME_RE.fullmatch(r["name"]):
+        raise ValueError(f"slot name {_shown(r['name'])} is not valid")
+    if r["action"] not in ("set", "append", "clear", "undo") or r["author"] not in AUTHORS:
+        raise ValueError("a slot record's \"action\" or \"author\" is not one mnemara writes")
+    if r["reverts"] is not None and (isinstance(r["reverts"], bool) or not isinstance(r["reverts"], int)):
+        raise ValueError(f"slot \"reverts\" must be an id or null, got {_shown(r['reverts'])}")
+    _stamp(r, "created_at")
+
+
 def parse_export(data: bytes, name: str) -> ExportBundle:
     """Every record of an export file, checked; MnemaraError names the first bad line."""
     bundle: ExportBundle | None = None
@@ -197,6 +215,7 @@ def parse_export(data: bytes, name: str) -> ExportBundle:
     places: set[tuple[str, int]] = set()
     slugs: set[str] = set()
     entry_ids: set[str] = set()
+    slot_ids: set[int] = set()
     for number, raw in enumerate(data.split(b"\n"), 1):
         try:
             line = raw.decode("utf-8").lstrip("\ufeff")
@@ -238,6 +257,9 @@ def parse_export(data: bytes, name: str) -> ExportBundle:
             elif kind == "superseded":
                 _check_superseded(record)
                 bundle.superseded.append(record)
+            elif kind == "slot":
+                _check_slot(record, slot_ids)
+                bundle.slots.append(record)
             else:
                 raise ValueError(f"unknown record type {_shown(kind)}")
         except json.JSONDecodeError as exc:
@@ -294,10 +316,13 @@ def check_empty(instance: "Instance") -> None:
         with TurnStore(instance.turns_path) as store:
             turns = store.count() + store.archived_count()
             entries = store.conn.execute("SELECT count(*) FROM manual_atoms").fetchone()[0]
+            slots = store.conn.execute("SELECT count(*) FROM slot_versions").fetchone()[0]
         if turns:
             held.append(f"{turns:,} turn{'s' if turns != 1 else ''}")
         if entries:
             held.append(f"{entries:,} index entr{'ies' if entries != 1 else 'y'}")
+        if slots:
+            held.append(f"{slots:,} slot version{'s' if slots != 1 else ''}")
     notes = sum(1 for _ in iter_notes(instance.memory_dir))
     if notes:
         held.append(f"{notes:,} note{'s' if notes != 1 else ''}")
@@ -489,6 +514,9 @@ def _insert(store: "TurnStore", config: "Config", bundle: ExportBundle) -> None:
         if conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'turns'",
                         (top,)).rowcount == 0:
             conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('turns', ?)", (top,))
+    for v in bundle.slots:  # every version, ids kept: undo and `reverts` work as before
+        conn.execute("INSERT INTO slot_versions (id, name, text, action, author, reverts, created_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(v[k] for k in SLOT_KEYS[1:]))
     superseded = {s["atom_id"] for s in bundle.superseded}
     for s in bundle.superseded:
         conn.execute("INSERT OR REPLACE INTO superseded (atom_id, by_id, reason, at) VALUES (?, ?, ?, ?)",

@@ -25,6 +25,8 @@ class RequestPreview:
     role_warning: str | None
     turns: list["Turn"]               # the window turns that will be sent, oldest first
     blocks: list[dict[str, Any]]      # one text block per turn, exactly as sent
+    next_slots: dict[str, Any] | None = None  # the slots block the next message ends with, if any
+    slots_line: str = ""              # the slots and what they take (ops.slots.totals); "" if none
 
     def recalled(self, turn: "Turn") -> int:
         """How many memories were recalled into `turn` (re-sent with it)."""
@@ -35,8 +37,14 @@ def request_preview(instance: "Instance", config: "Config") -> RequestPreview:
     from ..engine.prompt import read_role_doc, window_blocks
     from ..store import TurnStore
     role = read_role_doc(config.role_doc_path)
+    from ..memory.slots import SlotBook, pending_block
+    from .slots import totals
     turns: list[Turn] = []
+    slots, line = None, ""
     if instance.turns_path.exists():
         with TurnStore(instance.turns_path, readonly=True) as store:
             turns = store.sendable()
-    return RequestPreview(role.text, role.warning, turns, window_blocks([t.rendered for t in turns]))
+            book = SlotBook(store, config)
+            slots, line = pending_block(store, config), totals(book) if book.current() else ""
+    return RequestPreview(role.text, role.warning, turns, window_blocks([t.rendered for t in turns]),
+                          slots, line)

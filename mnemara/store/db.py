@@ -71,6 +71,34 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE TABLE superseded (
         atom_id TEXT PRIMARY KEY, by_id TEXT NOT NULL, reason TEXT, at TEXT NOT NULL);
     """,
+    # 3: the model's window tools. A segment marks where a sub-task began, so evict_segment can
+    # archive it as one unit. (A stripped tool output needs no table: the stub's block keeps the
+    # original, see blocks.strip_result.)
+    """
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        label TEXT NOT NULL,
+        start_turn INTEGER NOT NULL,      -- the first turn id the segment covers
+        created_at TEXT NOT NULL,
+        evicted_at TEXT                   -- when evict_segment archived it; NULL while open
+    );
+    CREATE INDEX segments_label ON segments (label);
+    """,
+    # 4: slots, the small named blocks the model always sees. Every change is a new row holding
+    # the slot's whole value after it (nothing is overwritten), so any edit can be undone; a
+    # slot's value is its newest row ('' once cleared).
+    """
+    CREATE TABLE slot_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('set', 'append', 'clear', 'undo')),
+        author TEXT NOT NULL CHECK (author IN ('model', 'user')),
+        reverts INTEGER,                  -- for an undo: the id of the change it took back
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX slot_versions_name ON slot_versions (name, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

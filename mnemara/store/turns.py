@@ -258,7 +258,7 @@ class TurnStore:
             self.conn.execute(
                 "INSERT INTO index_outbox (atom_id, op) SELECT 'turn:' || id, 'delete' FROM turns"
                 " UNION ALL SELECT 'turn:' || id, 'delete' FROM archive")
-            for table in ("turns", "archive", "turn_fts", "evictions"):
+            for table in ("turns", "archive", "turn_fts", "evictions", "segments"):
                 self.conn.execute(f"DELETE FROM {table}")
         return n
 

@@ -7,6 +7,7 @@ stream of turn events to render (/retry), or a request to quit. No UI library im
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
@@ -53,7 +54,19 @@ def parse(line: str) -> tuple[SlashCommand | None, str, str]:
     return COMMANDS.get(name.lower()), arg.strip(), name
 
 
-async def dispatch(engine: "TurnEngine", line: str) -> Outcome:
+# The width, in columns, a front end shows command output at (set by `dispatch`): text such as
+# /show's is wrapped to it, so a narrow terminal does not wrap every line twice.
+DISPLAY_WIDTH: ContextVar[int | None] = ContextVar("DISPLAY_WIDTH", default=None)
+
+
+def display_width() -> int:
+    from ..views import terminal_width
+    return DISPLAY_WIDTH.get() or terminal_width()
+
+
+async def dispatch(engine: "TurnEngine", line: str, *, width: int | None = None) -> Outcome:
+    """Run a slash command; `width` is the columns the front end shows its output in."""
+    DISPLAY_WIDTH.set(width)
     cmd, arg, typed = parse(line)
     if cmd is None:
         close = [n for n in COMMANDS if n.startswith(typed.lower()[:2])] if typed else []
@@ -121,7 +134,8 @@ def _show(engine: "TurnEngine", arg: str) -> Outcome:
     from ..views import display_turn
     last = int(arg) if arg.isdigit() else None
     turns = engine.store.window(last)
-    body = "\n\n".join(display_turn(t) for t in turns) or "(the window is empty)"
+    width = display_width()
+    body = "\n\n".join(display_turn(t, width) for t in turns) or "(the window is empty)"
     return Outcome(body + "\n\n" + window_totals(engine).line())
 
 
@@ -250,6 +264,11 @@ def _retry(engine: "TurnEngine", arg: str) -> Outcome:
     if engine.last_failed() is None:
         return Outcome("nothing to retry: the last message did not fail", "warning")
     return Outcome("retrying the last failed message", events=engine.retry())
+
+
+from . import session_commands  # noqa: E402,F401  (/role_doc /name /export /import /stop /edit /regen)
+from . import compress_command  # noqa: E402,F401  (/compress)
+from . import slot_command  # noqa: E402,F401  (/slot)
 
 
 @command("quit", "/quit", "Leave mnemara (everything is already saved).")

@@ -91,6 +91,13 @@ class Repl:
                 continue
             if text.lstrip().startswith("/"):
                 outcome = await dispatch(self.engine, text.strip())
+                if outcome.view in ("role_doc", "edit"):  # an editor first, then what it gave
+                    outcome = await self._open(outcome)
+                if outcome.view == "slot":  # /slot NAME: $EDITOR, then the save
+                    from .slot_command import edit_in_repl
+                    outcome = await edit_in_repl(self.engine, outcome, interactive=self.interactive)
+                if outcome.view == "compress":  # the summary is shown, kept only on "y"
+                    outcome = await self._confirm_compress(outcome)
                 if outcome.text and outcome.kind == "info":
                     self.renderer.info(outcome.text)
                 elif outcome.text:
@@ -102,6 +109,38 @@ class Repl:
                 continue
             if await self._run(self.engine.run(text)):
                 return 0
+
+    async def _open(self, outcome: Any) -> Any:
+        """/role_doc in $EDITOR, /edit in a prefilled prompt; the outcome (or turn) they lead to."""
+        from .commands import Outcome
+        from .repl_editing import edit_message, edit_role_doc
+        if outcome.view == "role_doc":
+            self.renderer.info(outcome.text)
+            return await edit_role_doc(self.engine, outcome.data["draft"], interactive=self.interactive)
+        sent = await edit_message(self.engine, self.session, outcome.data["turn_id"],
+                                  outcome.data["text"])
+        return sent if isinstance(sent, Outcome) else Outcome(events=sent)
+
+    async def _confirm_compress(self, outcome: Any) -> Any:
+        """/compress: print the summary, ask y/n (off a terminal the next input line is the
+        answer: anything but y, or end of input, is no), and return what the answer led to."""
+        from .compress_command import QUESTION, answer
+        self.renderer.info(outcome.text)
+        while True:
+            if self.interactive:
+                from prompt_toolkit import PromptSession
+                try:
+                    reply = await PromptSession().prompt_async(QUESTION)
+                except (KeyboardInterrupt, EOFError):
+                    reply = "n"
+            else:
+                print(QUESTION, flush=True)
+                line = await self._stdin_line()
+                return answer(self.engine, outcome.data["proposal"], line.strip().lower() == "y")
+            choice = (reply or "").strip().lower()[:1]
+            if choice in ("y", "n"):
+                return answer(self.engine, outcome.data["proposal"], choice == "y")
+            print("please answer y or n", file=sys.stderr, flush=True)
 
     async def _read(self) -> str | None:
         """The next input, or None at end of input or after SIGTERM."""

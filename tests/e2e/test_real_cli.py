@@ -14,38 +14,25 @@ import pytest
 from mnemara.config import ToolPolicy
 from mnemara.engine.events import Notice, PermissionRequest, Recalled, ToolResult, TurnFinished
 from mnemara.engine.turn import TurnEngine
-from mnemara.instance import Instance
 from tests.fakes.drive import run_turn as run
-from tests.fakes.fake_api import FakeMessagesAPI, offered_tool_names, real_cli_env, system_text
+from tests.e2e.conftest import CliHome
+from tests.fakes.fake_api import offered_tool_names, system_text
 
 pytestmark = pytest.mark.e2e
 
 MNEMARA_TOOLS = {f"mcp__mnemara__{name}" for name in (
     "write_memory", "propose_role_amendment", "inspect_context", "list_window", "pin_turn",
     "unpin_turn", "evict_turns", "rag_query", "rag_index", "read_turns", "wiki_read", "wiki_write",
-    "wiki_list", "update_memory")}
+    "wiki_list", "update_memory", "tune_window", "mark_segment", "evict_segment", "evict_last",
+    "strip_tool_output", "list_pinned", "log_choice", "slot_set", "slot_append", "slot_clear")}
 
 
 @pytest.fixture
-def api():
-    with FakeMessagesAPI() as server:
-        yield server
-
-
-@pytest.fixture
-def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: FakeMessagesAPI):
-    env = real_cli_env(tmp_path, api)
-    home = Path(env["HOME"])
-    work = home / "work"
-    work.mkdir()
-    monkeypatch.setenv("HOME", str(home))  # the policy's $HOME is the CLI's $HOME
-    monkeypatch.setenv("MNEMARA_HOME", str(home / ".mnemara"))
-    monkeypatch.delenv("MNEMARA_CLI_PATH", raising=False)
+def setup(cli_home: CliHome):
+    env, home = cli_home.env, cli_home.home
     role = home / "role.md"
     role.write_text("You are the e2e test role. Answer briefly.")
-    inst = Instance.named("e2e")
-    inst.create()
-    inst.save_config(inst.load_config().replace(role_doc_path=str(role), cwd=str(work)))
+    inst = cli_home.instance("e2e", role_doc_path=str(role))
     engines: list[TurnEngine] = []
 
     def make(**config: Any) -> TurnEngine:

@@ -65,6 +65,16 @@ EXPECTED_REQUIRED = {
     "wiki_write": ["path", "content"],
     "wiki_list": [],
     "update_memory": ["id", "text"],
+    "tune_window": [],
+    "mark_segment": ["label"],
+    "evict_segment": ["label"],
+    "evict_last": ["n"],
+    "strip_tool_output": [],
+    "list_pinned": [],
+    "log_choice": ["decision"],
+    "slot_set": ["name", "text"],
+    "slot_append": ["name", "text"],
+    "slot_clear": ["name"],
 }
 
 

@@ -17,7 +17,7 @@ from mnemara.instance import Instance
 from mnemara.store import TurnStore
 from mnemara.ui.commands import COMMANDS, MODELS
 from mnemara.ui.tui.history import InputHistory, complete_slash, format_entry, parse_history
-from mnemara.ui.tui.status import StatusFigures, arrange, compact, meter, segments
+from mnemara.ui.tui.status import StatusFigures, compact, fit, line_width, meter, segments
 from tests.fakes.fake_cli import fake_cli
 
 # --- fixtures and helpers --------------------------------------------------------------------
@@ -277,7 +277,7 @@ async def test_eviction_notice_when_the_budget_forces_it(make_app) -> None:
         await finish_turn(pilot)
         notices = [n for n in entries(app, NoticeLine) if n.kind == "eviction"]
         assert notices and "archived" in str(notices[0].render())
-        assert "turns archived" in status_text(app)
+        assert "2 archived" in status_text(app)  # at 80 columns: "2 turns archived" when there is room
         assert app.engine.store.archived_count() >= 1
 
 
@@ -538,13 +538,14 @@ async def test_layout_survives_resize(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         bar = app.query_one(StatusBar)
-        assert bar.size.height == 2  # everything stays visible: the bar wraps between items
+        assert bar.size.height == 1  # one line: the least important items shorten or give way
+        assert "turns 0/20" in status_text(app) and "ctx" in status_text(app)
         await pilot.resize_terminal(160, 40)
         await pilot.pause()
-        assert bar.size.height == 1
+        assert bar.size.height == 1 and "claude-sonnet-5-5" in status_text(app)
         await pilot.resize_terminal(60, 20)
         await pilot.pause()
-        assert bar.size.height >= 2
+        assert bar.size.height == 1 and "turns 0/20" in status_text(app)
         assert app.query_one("#prompt").size.height >= 1
 
 
@@ -583,7 +584,7 @@ def test_slash_completion_only_before_the_argument() -> None:
     assert complete_slash("/hel", commands)[0].insert == "/help"
 
 
-def test_status_layout_wraps_between_items_and_never_drops_one() -> None:
+def test_status_bar_fits_one_line_by_shortening_then_leaving_out_the_least_important() -> None:
     f = StatusFigures(12, 20, 61_000, 100_000, 4_800, 85, 0.71, 0.0187, "claude-sonnet-4-6", 3)
     items = segments(f)
     texts = [s.text for s in items]
@@ -591,11 +592,20 @@ def test_status_layout_wraps_between_items_and_never_drops_one() -> None:
     assert "~61k/100k 61%" in texts[1]
     assert "last in 4,800 out 85" in texts and "cache 71%" in texts and "cost $0.0187" in texts
     assert texts[-1] == "3 turns archived"
-    for width in (40, 80, 120, 200):
-        lines = arrange(items, width)
-        assert [s for line in lines for s in line] == items
-        assert all(sum(len(s) for s in line) + 3 * (len(line) - 1) <= width for line in lines)
-    assert len(arrange(items, 200)) == 1
+    assert [s.text for s in fit(items, 200)] == texts  # room for everything: all of it, in full
+    for width in (40, 78, 98, 118):
+        line = fit(items, width)
+        assert line_width(line) <= width
+        assert [s.key for s in line] == [s.key for s in items if s.key in {x.key for x in line}]
+        assert line[0].text == "turns 12/20" and line[1].key == "tokens"
+    at_80 = [s.text for s in fit(items, 78)]  # an 80-column terminal (the bar pads one each side)
+    assert "3 archived" in at_80 and "cache 71%" in at_80
+    busy = StatusFigures(5, 20, 1_234, 100_000, 6_000, 120, 0.75, 0.0231, "claude-sonnet-4-6", 0,
+                         busy=True, recalled=3, recall_tokens=800, memory_pending=4,
+                         memory_failing=1, memory_mode="hybrid")
+    shown = fit(segments(busy), 78)
+    assert {s.key for s in shown} >= {"turns", "tokens", "busy", "memory"}
+    assert line_width(shown) <= 78
     assert meter(0.0) == ("", "░" * 10)
     assert meter(0.001) == ("█", "░" * 9)
     assert meter(2.0) == ("█" * 10, "")

@@ -60,9 +60,11 @@ KEYS = (("Enter", "send the message"),
         ("Esc", "close a dialog; back to the input"))
 
 
-def run_tui(instance: Instance) -> int:
-    """`mnemara run` on a terminal: the chat panel until the user quits. Returns the exit code."""
+def run_tui(instance: Instance, notices: Iterable[str] = ()) -> int:
+    """`mnemara run` on a terminal: the chat panel until the user quits. Returns the exit code.
+    `notices` (e.g. "created instance ...") are shown in the chat, where the user looks."""
     engine = TurnEngine(instance)
+    engine.startup_notices[:0] = [Notice("info", text) for text in notices]
     try:
         app = MnemaraApp(engine)
         app.run()
@@ -117,6 +119,7 @@ class MnemaraApp(App[int]):
         self._permissions: list[PermissionScreen] = []
         self._earlier_usage: Usage | None = None  # the newest stored turn's, until a turn runs
         self.terminated = False  # SIGTERM: interrupt the turn (it is stored), then quit with 143
+        self.editing: int | None = None  # /edit: the message id the next one is sent in place of
 
     # --- layout ------------------------------------------------------------------------------
     def compose(self) -> Iterable[Widget]:
@@ -231,11 +234,22 @@ class MnemaraApp(App[int]):
             return
         prompt.take()
         await self.add(UserMessage(line))
+        if self.editing is not None:  # /edit: sent in place of that message (archived, not lost)
+            from ..session_commands import send_edited
+            editing, self.editing = self.editing, None
+            self.show_editing()
+            self.start_turn(send_edited(self.engine, editing, line))
+            return
         self.start_turn(self.engine.run(line))
 
     async def run_command(self, line: str) -> None:
         cmd, _, _ = parse(line)
-        outcome = await dispatch(self.engine, line)
+        if cmd is not None and cmd.name == "compress" and parse(line)[1].lower()[:4] != "undo":
+            # the summary takes a model query (seconds): say so now, not when it is done
+            await self.add_notice("info", "the model is writing a summary; you see it before "
+                                          "anything changes")
+        # command output is wrapped to the chat's width (its border and padding take 6 columns)
+        outcome = await dispatch(self.engine, line, width=max(40, self.size.width - 6))
         if outcome.quit:
             self.exit(0)
             return
@@ -243,6 +257,16 @@ class MnemaraApp(App[int]):
             await self.query_one(ChatLog).remove_children()
         if outcome.view == "context":
             self.open_context()
+        elif outcome.view == "role_doc":
+            self.open_role_doc(outcome.data["draft"])
+        elif outcome.view == "edit":
+            self.start_editing(outcome.data["turn_id"], outcome.data["text"])
+        elif outcome.view == "slot":  # /slot NAME: the slot in an editor screen
+            from .slot_editor import open_slot_editor
+            open_slot_editor(self, outcome.data["name"], outcome.data["text"])
+        elif outcome.view == "compress":  # the summary in a dialog: kept only on "y"
+            from .compress_screen import confirm_compress
+            confirm_compress(self, outcome.data["proposal"])
         elif outcome.text and outcome.kind == "info":
             if cmd is not None and cmd.name == "help":  # the same registry, laid out as a table
                 await self.add(CommandOutput(help_table(), text=outcome.text))
@@ -251,12 +275,45 @@ class MnemaraApp(App[int]):
         elif outcome.text:
             await self.add_notice(outcome.kind, outcome.text)
         if outcome.events is not None:
+            if "text" in outcome.data:  # /edit TEXT: the message sent, as a typed one shows
+                await self.add(UserMessage(outcome.data["text"]))
             self.start_turn(outcome.events)
         self.refresh_header()
         self.refresh_status()
 
     def open_context(self) -> None:
         self.push_screen(ContextScreen(self.engine), lambda _: self.refresh_status())
+
+    def open_role_doc(self, draft: Any) -> None:
+        """/role_doc: the role doc in an editor screen; Save writes it (the next turn uses it)."""
+        from ..session_commands import save_role_doc
+        from .editor import RoleDocScreen
+
+        async def closed(text: str | None) -> None:
+            if text is None:
+                await self.add_notice("info", "role doc not changed (cancelled)")
+            else:
+                outcome = save_role_doc(self.engine, draft, text)
+                await self.add_notice(outcome.kind, outcome.text)
+            self.refresh_header()
+            self.query_one(PromptInput).focus()
+
+        self.push_screen(RoleDocScreen(draft), closed)
+
+    def start_editing(self, turn_id: int, text: str) -> None:
+        """/edit: the last message goes into the box; sending it replaces that message."""
+        self.editing = turn_id
+        prompt = self.query_one(PromptInput)
+        prompt.load_text(text)
+        prompt.move_cursor(prompt.document.end)
+        self.show_editing()
+        prompt.focus()
+
+    def show_editing(self) -> None:
+        prompt = self.query_one(PromptInput)
+        prompt.border_title = (f"editing message #{self.editing} · Esc cancels"
+                               if self.editing is not None else "message")
+        prompt.set_class(self.editing is not None, "-editing")
 
     async def palette_command(self, name: str) -> None:
         """A command picked in the palette: run it, or put it in the box when it takes arguments."""
@@ -427,6 +484,11 @@ class MnemaraApp(App[int]):
 
     def action_focus_prompt(self) -> None:
         prompt = self.query_one(PromptInput)
+        if prompt.has_focus and self.editing is not None and not prompt.suggestions.display:
+            self.editing = None  # Esc leaves /edit: the message in the window stays as it was
+            self.show_editing()
+            prompt.load_text("")
+            return
         if prompt.has_focus:
             prompt.suggestions.show([])
         else:

@@ -25,7 +25,7 @@ from ...store.blocks import result_text
 from ...store.turns import Turn
 from ...claude_tools import summarize_tool_call
 from ...termsafe import inert
-from ...views import recall_item_label, recall_summary
+from ...views import recall_item_label, recall_summary, slots_summary, summary_heading
 from .markdown_stream import InertMarkdown, StreamedMarkdown
 
 DETAIL_MAX_LINES = 200  # an expanded tool result shows at most this many lines
@@ -243,6 +243,21 @@ class RecallLine(FoldLine):
         super().__init__(recall_summary(block, 200), detail, classes="recall-line")
 
 
+class SlotsLine(FoldLine):
+    """The slots sent at the end of a user turn (they had changed): one line, Enter shows them."""
+
+    def __init__(self, block: dict[str, Any]) -> None:
+        detail = "\n\n".join(f"[{s.get('name', '?')}]\n{s.get('text', '')}" for s in block.get("slots") or [])
+        super().__init__(slots_summary(block, 200), detail or "(every slot is empty)", classes="recall-line")
+
+
+class SummaryLine(FoldLine):
+    """A /compress summary standing for archived turns: one line, Enter shows the summary."""
+
+    def __init__(self, block: dict[str, Any]) -> None:
+        super().__init__(summary_heading(block), str(block.get("text", "")), classes="summary-line")
+
+
 class _Rows:
     """What building one stored row's widgets needs: the row and its tool lines so far."""
 
@@ -277,6 +292,8 @@ BLOCK_WIDGETS: dict[str, Callable[[dict[str, Any], _Rows], list[Widget]]] = {
     "tool_result": _tool_result_widgets,
     "thinking": lambda block, rows: [ThinkingLine(block.get("thinking", ""))],
     "recall": lambda block, rows: [RecallLine(block)],
+    "slots": lambda block, rows: [SlotsLine(block)],
+    "summary": lambda block, rows: [SummaryLine(block)],
 }
 
 

@@ -139,7 +139,9 @@ class ContextScreen(ModalScreen[None]):
             row = ids.index(keep) if keep in ids else row
         if self.turns:
             table.move_cursor(row=min(max(row, 0), len(self.turns) - 1), animate=False)
-        self.query_one("#context-totals", Static).update(Text(window_totals(self.engine).line()))
+        from ...memory.slots import context_line
+        self.query_one("#context-totals", Static).update(Text(inert(
+            window_totals(self.engine).line() + "\n" + context_line(self.engine.store, self.engine.config))))
 
     def on_mount(self) -> None:
         self.query_one("#context-detail").display = False
@@ -203,4 +205,7 @@ def _preview(turn: Turn) -> str:
     for block in turn.blocks:
         if block.get("type") == "tool_use":
             return f"⚙ {block.get('name', '?')}"
+        if block.get("type") == "summary":  # /compress: which archived turns it stands for
+            from ...views import summary_heading
+            return summary_heading(block)
     return "(no text)"

@@ -1,8 +1,9 @@
 """The status bar's figures and layout, without Textual (the widget only paints the result).
 
-A status line is a list of segments (each a few styled parts). `arrange` wraps segments onto
-as many lines as the width needs, breaking only between segments, so nothing is cut at 80
-columns: the bar grows to a second line instead.
+A status line is a list of segments (each a few styled parts, a shorter form, a priority).
+`fit` makes them one line of the given width: the least important segments take their short
+form first, then the least important are left out, so at 80 columns the bar is one line that
+still shows what matters most (the window's fill, a running turn, index trouble).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class Segment:
 
     parts: tuple[tuple[str, str], ...]
     key: str = ""
+    short: tuple[tuple[str, str], ...] | None = None  # the same, in fewer columns
+    priority: int = 0  # the higher, the later it is shortened or left out
+
+    def shortened(self) -> "Segment":
+        return Segment(self.short, self.key, None, self.priority) if self.short else self
 
     @property
     def text(self) -> str:
@@ -100,53 +106,71 @@ def meter(fraction: float, width: int = METER_WIDTH) -> tuple[str, str]:
 def segments(f: StatusFigures) -> list[Segment]:
     share = f.est_tokens / f.max_tokens if f.max_tokens else 0.0
     full, empty = meter(share)
+    fill = f"meter-{level(share)}"
+    little, rest = meter(share, METER_WIDTH // 2)
     out = [
         Segment((("turns ", "label"), (f"{f.turns}/{f.max_turns}",
-                                       "warn" if f.turns >= f.max_turns else "value")), "turns"),
-        Segment((("ctx ", "label"), (full, f"meter-{level(share)}"), (empty, "meter-empty"),
+                                       "warn" if f.turns >= f.max_turns else "value")), "turns",
+                priority=100),
+        Segment((("ctx ", "label"), (full, fill), (empty, "meter-empty"),
                  (f" ~{compact(f.est_tokens)}/{compact(f.max_tokens)} {share:.0%}", "value")),
-                "tokens"),
+                "tokens", (("ctx ", "label"), (little, fill), (rest, "meter-empty"),
+                           (f" ~{compact(f.est_tokens)} {share:.0%}", "value")), 95),
     ]
     if f.last_input is None:
         out.append(Segment((("last in ", "label"), ("–", "value"), (" out ", "label"), ("–", "value")),
-                           "last"))
+                           "last", (("in ", "label"), ("–", "value"), (" out ", "label"), ("–", "value")),
+                           50))
     else:
         out.append(Segment((("last in ", "label"), (f"{f.last_input:,}", "value"),
-                            (" out ", "label"), (f"{f.last_output:,}", "value")), "last"))
+                            (" out ", "label"), (f"{f.last_output:,}", "value")), "last",
+                           (("in ", "label"), (compact(f.last_input), "value"), (" out ", "label"),
+                            (compact(f.last_output or 0), "value")), 50))
     hit = "–" if f.cache_hit is None else f"{f.cache_hit:.0%}"
-    out.append(Segment((("cache ", "label"), (hit, "value")), "cache"))
-    out.append(Segment((("cost ", "label"), (f"${f.session_cost:.4f}", "value")), "cost"))
-    out.append(Segment(((f.model, "model"),), "model"))
+    out.append(Segment((("cache ", "label"), (hit, "value")), "cache", priority=60))
+    out.append(Segment((("cost ", "label"), (f"${f.session_cost:.4f}", "value")), "cost",
+                       ((f"${f.session_cost:.4f}", "value"),), 40))
+    out.append(Segment(((f.model, "model"),), "model",
+                       ((f.model.removeprefix("claude-"), "model"),), 30))  # the header has it too
     if f.archived_session:
         n = f.archived_session
-        out.append(Segment(((f"{n} turn{'s' if n != 1 else ''} archived", "warn"),), "archived"))
+        out.append(Segment(((f"{n} turn{'s' if n != 1 else ''} archived", "warn"),), "archived",
+                           ((f"{n} archived", "warn"),), 70))
     if f.recalled:
         out.append(Segment(((f"⟲ {f.recalled} recalled", "value"), (f" ~{compact(f.recall_tokens)}", "label")),
-                           "recall"))
+                           "recall", ((f"⟲ {f.recalled} recalled", "value"),), 20))
     if f.memory_failing:
-        out.append(Segment(((f"index: {f.memory_failing} failing", "alert"),), "memory"))
+        out.append(Segment(((f"index: {f.memory_failing} failing", "alert"),), "memory",
+                           ((f"idx {f.memory_failing} failing", "alert"),), 80))
     elif f.memory_pending:
-        out.append(Segment(((f"index: {f.memory_pending} queued", "label"),), "memory"))
+        out.append(Segment(((f"index: {f.memory_pending} queued", "label"),), "memory",
+                           ((f"idx {f.memory_pending} queued", "label"),), 10))
     elif f.memory_mode == "text":
-        out.append(Segment((("memory: full-text only", "warn"),), "memory"))
+        out.append(Segment((("memory: full-text only", "warn"),), "memory", priority=15))
     if f.busy:
-        out.append(Segment((("● working", "busy"),), "busy"))
+        out.append(Segment((("● working", "busy"),), "busy", priority=97))
     return out
 
 
-def arrange(items: list[Segment], width: int, sep: str = SEPARATOR) -> list[list[Segment]]:
-    """Greedy wrap of segments into lines no wider than `width` (a too-wide segment gets a line)."""
-    lines: list[list[Segment]] = []
-    line: list[Segment] = []
-    used = 0
-    for seg in items:
-        need = len(seg) + (len(sep) if line else 0)
-        if line and used + need > width:
-            lines.append(line)
-            line, used = [], 0
-            need = len(seg)
-        line.append(seg)
-        used += need
-    if line:
-        lines.append(line)
-    return lines
+def line_width(items: list[Segment], sep: str = SEPARATOR) -> int:
+    return sum(len(s) for s in items) + len(sep) * max(0, len(items) - 1)
+
+
+def fit(items: list[Segment], width: int, sep: str = SEPARATOR) -> list[Segment]:
+    """The segments as one line no wider than `width`, in their order. Most important first,
+    each takes its short form while there is room (the rest are left out); then the full forms
+    come back where they still fit, those that cost the fewest columns first, so as many items
+    as possible read in full. The most important segment always stays."""
+    order = sorted(range(len(items)), key=lambda i: -items[i].priority)
+    chosen: dict[int, Segment] = {}
+    for i in order:
+        trial = {**chosen, i: items[i].shortened()}
+        if not chosen or line_width(list(trial.values()), sep) <= width:
+            chosen = trial
+    regrow = sorted(chosen, key=lambda i: (len(items[i]) - len(chosen[i]), -items[i].priority))
+    for i in regrow:
+        if chosen[i] is not items[i]:
+            trial = {**chosen, i: items[i]}
+            if line_width(list(trial.values()), sep) <= width:
+                chosen = trial
+    return [chosen[i] for i in sorted(chosen)]

@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 
 from ...termsafe import INLINE, inert
 from .history import Completion, InputHistory, complete_slash
-from .status import StatusFigures, arrange, segments
+from .status import StatusFigures, fit, segments
 
 
 class ChatHeader(Static):
@@ -197,22 +197,20 @@ class StatusBar(Widget):
 
     figures: reactive[StatusFigures | None] = reactive(None, layout=True)
 
-    def _lines(self, width: int) -> list[Text]:
+    def _line(self, width: int) -> Text:
+        """One line, whatever the width: the least important figures shorten or give way."""
         if self.figures is None:
-            return [Text("")]
-        out = []
-        for line in arrange(segments(self.figures), max(1, width - 2)):
-            text = Text(" ")
-            for i, seg in enumerate(line):
-                if i:
-                    text.append(" │ ", "dim")
-                for part, style in seg.parts:
-                    text.append(inert(part, INLINE), STATUS_STYLES.get(style, ""))
-            out.append(text)
-        return out
+            return Text("")
+        text = Text(" ", no_wrap=True, overflow="ellipsis")
+        for i, seg in enumerate(fit(segments(self.figures), max(1, width - 2))):
+            if i:
+                text.append(" │ ", "dim")
+            for part, style in seg.parts:
+                text.append(inert(part, INLINE), STATUS_STYLES.get(style, ""))
+        return text
 
     def render(self) -> Text:
-        return Text("\n").join(self._lines(self.size.width or 80))
+        return self._line(self.size.width or 80)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
-        return len(self._lines(width))
+        return 1
