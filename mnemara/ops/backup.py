@@ -463,6 +463,19 @@ def _place_role_doc(staged: "Instance", target: "Instance", payload: Path,
     if not isinstance(meta, dict) or not copy.is_file():
         return
     original = Path(str(meta.get("original_path", "")))
+    source = Path(str(manifest.get("source", "")))
+    if manifest.get("source") and original.is_relative_to(source):
+        # The doc lived inside the backed-up instance (`role.md` from /role_doc or
+        # --set-from-url): it was restored with the rest, and the new instance uses its own copy,
+        # never the old instance's file.
+        inside = original.relative_to(source)
+        if (staged.root / inside).is_file():
+            try:
+                staged.save_config(staged.load_config().replace(
+                    role_doc_path=str(target.root / inside)))
+                return
+            except (ConfigError, MnemaraError) as exc:
+                warnings.append(f"config.json could not point at the restored role doc ({exc})")
     data = copy.read_bytes()
     try:
         if original.is_file() and original.read_bytes() == data:

@@ -330,3 +330,19 @@ def test_backup_settles_an_interrupted_import_first(make_instance: Any, cli: Any
     for sub in ("memory", "wiki"):
         pages = {k: v for k, v in _files(source.root, sub).items() if not k.startswith(".")}
         assert _files(Instance.named("restored").root, sub) == pages
+
+
+def test_a_role_doc_kept_inside_the_instance_is_the_restored_instances_own(
+        make_instance: Any, cli: Any, tmp_path: Path) -> None:
+    """A role doc in the instance directory (`role.md`, as /role_doc and --set-from-url make):
+    the restored instance uses its restored copy, not the source instance's file."""
+    inst = make_instance("work", rag_enabled=False)
+    role = inst.root / "role.md"
+    role.write_text("You review code.\n")
+    inst.save_config(inst.load_config().replace(role_doc_path=str(role)))
+    out = tmp_path / "b.tar.gz"
+    assert cli("backup", "-i", "work", "-o", str(out)).exit_code == 0
+    assert cli("restore", str(out), "-i", "copy").exit_code == 0
+    copy = Instance.named("copy")
+    assert copy.load_config().role_doc_path == str(copy.root / "role.md")
+    assert (copy.root / "role.md").read_text() == "You review code.\n"
