@@ -202,8 +202,17 @@ def redact(text: str, *, keep_lines: bool = False) -> str:
     """`text` with every secret replaced by its marker; text without one is returned as is.
 
     `keep_lines`: a secret spanning lines (a PEM block) leaves its line breaks after the marker,
-    so every later line keeps its number (note ids are `note:<file>:<line>`)."""
-    return replace_spans(text, find_secrets(text), keep_lines=keep_lines)
+    so every later line keeps its number (note ids are `note:<file>:<line>`).
+
+    Redacting again changes nothing: a secret glued to another one (a token right after a PEM
+    block's last dashes) only stands apart once its neighbour is a marker, so passes repeat until
+    none finds anything new."""
+    for _ in range(4):
+        secrets = find_secrets(text)
+        if not secrets:
+            break
+        text = replace_spans(text, secrets, keep_lines=keep_lines)
+    return text
 
 
 def replace_spans(text: str, secrets: list[tuple[str, int, int]], *,

@@ -18,6 +18,12 @@ from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
+
+# Property tests explore the same examples on every run (a CI failure reproduces on a laptop),
+# and keep no example database in the checkout.
+settings.register_profile("mnemara", derandomize=True, database=None)
+settings.load_profile("mnemara")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

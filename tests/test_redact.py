@@ -210,3 +210,13 @@ def test_redact_false_indexes_what_was_typed(make_instance):
         assert GITHUB in service.search("zanzibar deploy", k=1).hits[0].atom.text
     finally:
         service.close()
+
+
+def test_a_token_glued_to_a_key_block_is_redacted_in_one_pass() -> None:
+    """Found by hypothesis in CI: a GitHub token right after a PEM block's closing dashes only
+    stood apart once the block was a marker, so a second redaction changed the text again."""
+    text = ("-----BEGIN PRIVATE KEY-----\r\nMIIEvQIBADANBgkqhkiG9w0BAQEF\r\n-----END PRIVATE KEY-----"
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEF0123 ok")
+    once = redact(text)
+    assert once == "[redacted:private-key][redacted:github-token] ok"
+    assert redact(once) == once
