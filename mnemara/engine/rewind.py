@@ -43,7 +43,9 @@ async def resend(engine: "TurnEngine", question_id: int, text: str, *,
                            usage=Usage(), cost_usd=None, duration_ms=0, api_calls=0,
                            error=f"{refusal}; the earlier exchange stays in the window")
         return
-    later = [t.id for t in engine.store.window() if t.id >= question_id]
+    # A /compress summary made after the question stands for turns already archived: it stays.
+    later = [t.id for t in engine.store.window() if t.id >= question_id
+             and not any(b.get("type") == "summary" for b in t.blocks)]
     eviction = engine.store.evict(later, reason)
     if eviction is not None:
         engine.log.write(reason, ids=eviction.ids)

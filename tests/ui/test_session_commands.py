@@ -300,3 +300,20 @@ async def test_show_wraps_to_the_width_it_is_shown_at(make_engine) -> None:
     assert max(len(line) for line in narrow) <= 60
     wide = (await dispatch(engine, "/show", width=160)).text.splitlines()
     assert max(len(line) for line in wide) > 100  # not hard-wrapped at 100 any more
+
+
+async def test_regen_keeps_a_compress_summary_made_after_the_question(make_engine) -> None:
+    """/compress after the last exchange adds a pinned summary turn after it: /regen takes back
+    the exchange, never the summary (it stands for turns already in the archive)."""
+    from mnemara.store.blocks import summary_block
+    engine, _ = make_engine([[{"text": "A dull answer."}], [{"text": "A better answer."}]])
+    await run(engine.run("tell me something"))
+    summary = engine.store.add_turn("assistant", [summary_block(
+        "Earlier: the user picked Postgres.", [1], first_at="2026-01-01T00:00:00Z",
+        last_at="2026-01-01T00:00:00Z", model="m")])
+    engine.store.set_pinned([summary.id])
+    out = await dispatch(engine, "/regen")
+    await run(out.events)
+    window = engine.store.window()
+    assert summary.id in [t.id for t in window]
+    assert [t.text for t in window if t.id != summary.id] == ["tell me something", "A better answer."]
