@@ -4,15 +4,15 @@ The placement claim of memory/slots.py, measured: with unchanged slots every req
 the previous one byte for byte and pays for no more uncached input than the same conversation
 without slots; a slot change costs the new `<slots>` block and nothing else.
 
-The fake API does not cache, so `CacheModel` replays Anthropic's documented prompt-cache rule
-over the recorded requests: a request reads from the cache the longest prefix (tools, system,
-then message blocks, at block boundaries, looking back at most 20 blocks from each of its
-`cache_control` breakpoints) that an earlier request wrote at one of its breakpoints.
+The fake API does not cache, so `CacheModel` (tests/fakes/cache_model.py) replays Anthropic's
+documented prompt-cache rule over the recorded requests: a request reads from the cache the
+longest prefix (tools, system, then message blocks, at block boundaries, looking back at most 20
+blocks from each of its `cache_control` breakpoints) that an earlier request wrote at one of its
+breakpoints.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
@@ -25,57 +25,10 @@ from mnemara.memory.slots import SlotBook
 from mnemara.store.blocks import render_block
 from tests.fakes.drive import run_turn as run
 from tests.e2e.conftest import CliHome
+from tests.fakes.cache_model import CacheModel
 from tests.fakes.fake_api import FakeMessagesAPI
 
 pytestmark = pytest.mark.e2e
-
-LOOKBACK = 20  # blocks the API looks back from a breakpoint for an earlier cache entry
-
-
-class CacheModel:
-    """The prompt cache, replayed over a sequence of request bodies."""
-
-    def __init__(self) -> None:
-        self.entries: set[str] = set()
-
-    @staticmethod
-    def units(body: dict[str, Any]) -> list[tuple[str, int, bool]]:
-        """(prefix hash, size in bytes, is a breakpoint) for each cacheable unit, in cache order."""
-        raw: list[tuple[str, bool]] = []
-        for tool in body.get("tools") or []:
-            raw.append(("tool " + _plain(tool), "cache_control" in tool))
-        system = body.get("system")
-        for block in ([{"type": "text", "text": system}] if isinstance(system, str) else system or []):
-            raw.append(("system " + _plain(block), "cache_control" in block))
-        for n, message in enumerate(body["messages"]):
-            content = message["content"]
-            for block in ([{"type": "text", "text": content}] if isinstance(content, str) else content):
-                raw.append((f"{n} {message['role']} " + _plain(block), "cache_control" in block))
-        out, digest = [], hashlib.sha256()
-        for text, mark in raw:
-            digest.update(text.encode() + b"\0")
-            out.append((digest.copy().hexdigest(), len(text.encode()), mark))
-        return out
-
-    def read(self, body: dict[str, Any]) -> tuple[int, int]:
-        """(cached bytes, uncached bytes) of this request; then its breakpoints are written."""
-        units = self.units(body)
-        cached_upto = -1
-        for i, (_, _, mark) in enumerate(units):
-            if mark:
-                for j in range(i, max(-1, i - LOOKBACK), -1):
-                    if units[j][0] in self.entries:
-                        cached_upto = max(cached_upto, j)
-                        break
-        cached = sum(size for _, size, _ in units[: cached_upto + 1])
-        total = sum(size for _, size, _ in units)
-        self.entries.update(h for h, _, mark in units if mark)
-        return cached, total - cached
-
-
-def _plain(block: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
-
 
 def our_blocks(body: dict[str, Any]) -> list[str]:
     content = body["messages"][0]["content"]
