@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..fsutil import ensure_private_dir, open_flocked
+from ..fsutil import atomic_output, ensure_private_dir, open_flocked
 
 PAYLOAD_FIELDS = ("observation", "evidence", "prediction", "applies_to", "confidence")
 _HEADER = re.compile(r"^## \[(?P<at>[^\]]+)\] ?(?P<category>.*)$")
@@ -75,23 +75,25 @@ def write_note_block(memory_dir: Path, text: str, category: str = "note",
     block = format_note(text, category, payload, at)
     ensure_private_dir(memory_dir)
     path = Path(memory_dir) / f"{at.strftime('%Y-%m-%d')}.md"
-    # `mnemara redact` renames a rewritten day file over this one under the same flock:
-    # open_flocked retries on the new file, so a waiting note is never appended to the old.
-    fd = open_flocked(path, os.O_RDWR | os.O_APPEND)
+    # Under the file's flock, the day file is replaced by a copy holding the new note (temp file
+    # and rename): a kill at any moment leaves the old file or the new one, never a torn note (a
+    # plain append is not enough: Linux cuts a large write() short when SIGKILL arrives). A
+    # writer waiting on the old file's lock sees the swap and retries on the new one
+    # (open_flocked); `mnemara redact` swaps files under the same lock.
+    fd = open_flocked(path, os.O_RDWR)
     try:
-        line = _count_lines(fd) + 1  # under the lock: no other writer can move it
+        old = _read_all(fd)
+        line = old.count(b"\n") + (1 if old and not old.endswith(b"\n") else 0) + 1
         data = block.encode("utf-8")
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            # The file ends mid-line: a writer killed during a large write (Linux cuts a write
-            # short when SIGKILL arrives) or a hand edit. Start on a line of our own, or our
-            # header would be glued to that line and this note swallowed by the one before.
+        if old and not old.endswith(b"\n"):
+            # The file ends mid-line (a hand edit, or a note torn by an older version): start on
+            # a line of our own, or this note would be swallowed by the one before.
             data = b"\n" + data
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
+        with atomic_output(path, binary=True) as fh:
+            fh.write(old)
+            fh.write(data)
     finally:
-        os.close(fd)  # closing releases the lock
+        os.close(fd)  # releases the lock (on the replaced file: waiting writers move on)
     return path, line, block.split("]", 1)[0].removeprefix("## [")
 
 
@@ -101,13 +103,12 @@ def note_header_lines(text: str) -> list[int]:
     return [n for n, line in enumerate(text.splitlines(), 1) if _HEADER.match(line)]
 
 
-def _count_lines(fd: int) -> int:
-    count, offset, last = 0, 0, b"\n"
-    while chunk := os.pread(fd, 1 << 16, offset):
-        count += chunk.count(b"\n")
+def _read_all(fd: int) -> bytes:
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
         offset += len(chunk)
-        last = chunk[-1:]
-    return count + (last != b"\n")  # a file not ending in a newline has one more line
+    return b"".join(chunks)
 
 
 def iter_notes(memory_dir: Path) -> Iterator[Note]:
