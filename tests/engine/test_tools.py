@@ -34,6 +34,8 @@ def ctx(tmp_path: Path):
     context.notices = notices  # type: ignore[attr-defined]  # for assertions
     yield context
     store.close()
+    if context.memory is not None:
+        context.memory.close()
 
 
 def user(store: TurnStore, text: str, **kw):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mnemara.engine.events import Notice, SessionStats, TurnFinished
-from mnemara.engine.tools import ToolContext, active_tools
+from mnemara.engine.events import Notice, TurnFinished
+from mnemara.engine.tools import active_tools
 from mnemara.engine.turn import TurnEngine
 from mnemara.instance import Instance
 from mnemara.memory.notes import parse_notes
@@ -20,22 +20,10 @@ from mnemara.store.blocks import text_block, tool_result_block, tool_use_block
 from mnemara.store.turns import TurnStore
 from tests.fakes.drive import run_turn
 from tests.fakes.fake_cli import fake_cli
+from tests.engine.test_tools import ctx  # noqa: F401  (the ToolContext fixture)
 from tests.fakes.tool_calls import err, ok
 
 
-@pytest.fixture
-def ctx(tmp_path: Path):
-    inst = Instance("t", tmp_path / "inst")
-    config = inst.create()
-    store = TurnStore(inst.turns_path)
-    notices: list[tuple[str, str]] = []
-    context = ToolContext(inst, config, store, SessionStats(),
-                          notify=lambda kind, text: notices.append((kind, text)))
-    context.notices = notices  # type: ignore[attr-defined]  # for assertions
-    yield context
-    store.close()
-    if context.memory is not None:
-        context.memory.close()
 
 
 def user(store: TurnStore, text: str, **kw: Any):

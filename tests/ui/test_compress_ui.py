@@ -10,10 +10,8 @@ from typing import Any
 import pexpect
 import pytest
 
-from mnemara.engine.turn import TurnEngine
 from mnemara.instance import Instance
 from mnemara.store.blocks import text_block
-from mnemara.ui.tui.history import InputHistory
 from tests.fakes.fake_cli import fake_cli
 from tests.ui.test_tui import chat_text, drawn, send, wait_for
 
@@ -32,22 +30,8 @@ def fill(instance: Instance) -> None:
 
 
 @pytest.fixture
-def tui(tmp_path: Path, home: Path):
-    engines: list[TurnEngine] = []
-
-    def make(replies: list[list[dict[str, Any]]]):
-        from mnemara.ui.tui.app import MnemaraApp
-        inst = Instance.named("t")
-        inst.create()
-        fill(inst)
-        fake = fake_cli(tmp_path / "fake", replies)
-        engine = TurnEngine(inst, cli_path=fake.cli_path, env=fake.env)
-        engines.append(engine)
-        return MnemaraApp(engine, history=InputHistory([], tmp_path / "history"), owns_process=False)
-
-    yield make
-    for engine in engines:
-        engine.close()
+def tui(tui_over: Any):
+    return lambda replies: tui_over(fill, replies)
 
 
 def dialog_up(app: Any) -> bool:

@@ -291,25 +291,9 @@ def test_repl_honours_no_color(fake_cli_env, tmp_path) -> None:
 # --- the TUI (Textual Pilot: the whole screen as exported) ----------------------------------------
 
 @pytest.fixture
-def tui_app(tmp_path: Path, home: Path):
+def tui_app(tui_over: Any):
     """tui_app(turns) -> MnemaraApp over instance `t` holding the stored conversation."""
-    from mnemara.engine.turn import TurnEngine
-    from mnemara.ui.tui.history import InputHistory
-    engines: list[TurnEngine] = []
-
-    def make(turns: list[list[dict[str, Any]]]):
-        from mnemara.ui.tui.app import MnemaraApp
-        inst = Instance.named("t")
-        inst.create()
-        store_conversation(inst)
-        fake = fake_cli(tmp_path / "fake", turns)
-        engine = TurnEngine(inst, cli_path=fake.cli_path, env=fake.env)
-        engines.append(engine)
-        return MnemaraApp(engine, history=InputHistory([], tmp_path / "history"), owns_process=False)
-
-    yield make
-    for engine in engines:
-        engine.close()
+    return lambda turns: tui_over(store_conversation, turns)
 
 
 async def wait_for(pilot, predicate, timeout: float = 20.0) -> None:
