@@ -8,9 +8,17 @@ turn the memory index is drained, as the chat does in the background. So the win
 evicting, the archive, the index and the memory files keep growing, and anything that leaks per
 turn shows.
 
+The engine is built as the TUI and the REPL build it (front end "chat"), so with the default
+`rag_index_process: "auto"` LanceDB and the embedder run in the memory service's child process,
+which is replaced after a few hundred writes (mnemara/index/remote.py); `--index-process inline`
+keeps them in this process, as before.
+
 Measured:
-- resident memory of this process (the engine, the SDK, LanceDB, the embedder; the CLI is a child
-  process and not counted) at turn 100 and at turn 2,000. Target: grows < 50 MB.
+- resident memory of the session: this process (the engine, the SDK, the store) plus the index
+  child when there is one (LanceDB, the embedder); the Claude CLI is a child process per turn and
+  not counted. Sampled after every turn. Target: from turn 100 to turn 2,000 it grows < 50 MB, and
+  so does its peak anywhere after turn 100 (the child's memory is a sawtooth: it grows until the
+  child is replaced).
 - engine overhead per turn (TurnEngine.prepare + record: role doc, budget, recall, storing,
   rendering; the CLI round trip excluded), p50 and p95 over turns 100-199 and 1900-1999.
   Target: the late window within 20% of the early one, for both.
@@ -21,6 +29,7 @@ The whole turn's wall time (CLI round trip included) is printed beside it, for i
 machine skew the timings: the load average is printed with them.
 
 Run: python benchmarks/bench_soak.py [--turns N] [--embedder local|hash|none]
+                                    [--index-process auto|child|inline]
 Exit status 1 when a target is missed.
 """
 
@@ -50,9 +59,18 @@ WORDS = ("the", "config", "loader", "reads", "settings", "once", "at", "start-up
          "migration", "deploy", "staging", "test", "suite", "fails", "because", "of", "cache")
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+def rss_mb(pid: int | str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:  # the index child exited between two samples
+        return 0.0
+
+
+def index_child(engine: Any) -> Any:
+    """The memory service's RemoteIndex, when the index runs in a child process."""
+    index = getattr(engine.memory, "_index", None)
+    return index if index is not None and hasattr(index, "recycled") else None
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -78,7 +96,7 @@ def window_stats(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-async def soak(turns: int, embedder: str, width: int) -> dict[str, Any]:
+async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str, Any]:
     from mnemara.engine.turn import TurnEngine
     from mnemara.instance import Instance
     from tests.fakes.drive import run_turn
@@ -92,6 +110,7 @@ async def soak(turns: int, embedder: str, width: int) -> dict[str, Any]:
         inst.save_config(config.replace(rag_enabled=False, recall="off"))
     elif embedder != config.rag_embedder:
         inst.save_config(config.replace(rag_embedder=embedder))
+    inst.save_config(inst.load_config().replace(rag_index_process=process))
     fake = fake_cli(tmp / "fake", script(rng))
     fake.env.pop("MNEMARA_FAKE_CLI_LOG")  # a log of every request would grow without bound
     engine = TurnEngine(inst, cli_path=fake.cli_path, env=fake.env)
@@ -115,6 +134,9 @@ async def soak(turns: int, embedder: str, width: int) -> dict[str, Any]:
 
     engine.prepare, engine.record = timed_prepare, timed_record  # type: ignore[method-assign]
     overhead, wall, rss = [], [], {}
+    parent_rss, child_rss, total_rss = [], [], []
+    started_children = recycled = 0
+    fresh: list[tuple[int, float]] = []  # (turn, RSS) of each index child after its first turn
     started = time.perf_counter()
     try:
         for i in range(1, turns + 1):
@@ -130,16 +152,29 @@ async def soak(turns: int, embedder: str, width: int) -> dict[str, Any]:
             overhead.append(timing["prepare"] + timing["record"])
             if engine.memory.enabled:
                 engine.memory.drain()
+            child = index_child(engine)
+            pid = child.pid if child is not None else None
+            parent_rss.append(rss_mb())
+            child_rss.append(rss_mb(pid) if pid else 0.0)
+            total_rss.append(parent_rss[-1] + child_rss[-1])
+            if child is not None:
+                if child.started != started_children:
+                    fresh.append((i, child_rss[-1]))
+                started_children, recycled = child.started, child.recycled
             if i in (width, turns) or i % max(1, turns // 10) == 0:
-                rss[i] = rss_mb()
-                print(f"  turn {i:>5}: rss {rss[i]:6.1f} MB, overhead p50 so far "
+                rss[i] = total_rss[-1]
+                print(f"  turn {i:>5}: rss {rss[i]:6.1f} MB (this process {parent_rss[-1]:5.1f}, "
+                      f"index child {child_rss[-1]:5.1f}), overhead p50 so far "
                       f"{statistics.median(overhead[-width:]) * 1000:6.1f} ms, wall p50 "
                       f"{statistics.median(wall[-width:]) * 1000:6.1f} ms, "
                       f"{engine.store.count()} in the window, {engine.store.archived_count()} archived, "
                       f"{time.perf_counter() - started:5.0f} s", flush=True)
     finally:
         engine.close()
-    return {"overhead": overhead, "wall": wall, "rss": rss}
+    return {"overhead": overhead, "wall": wall, "rss": rss, "parent_rss": parent_rss,
+            "child_rss": child_rss, "total_rss": total_rss, "children": started_children,
+            "fresh": fresh,
+            "recycled": recycled}
 
 
 def main() -> int:
@@ -147,16 +182,18 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=2000)
     ap.add_argument("--embedder", choices=("local", "hash", "none"), default="local",
                     help="the instance's rag_embedder (none: no index, no recall); default local")
+    ap.add_argument("--index-process", choices=("auto", "child", "inline"), default="auto",
+                    help="the instance's rag_index_process; default auto (a child, as in the TUI)")
     args = ap.parse_args()
     width = min(100, max(5, args.turns // 20))
     if args.turns < 3 * width:
         ap.error("--turns must be at least 3 windows")
-    print(f"{args.turns:,} turns, embedder {args.embedder}; load average "
+    print(f"{args.turns:,} turns, embedder {args.embedder}, index process {args.index_process}; load average "
           f"{os.getloadavg()[0]:.2f} (other processes skew the timings)")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MNEMARA_HOME"] = tmp
         os.environ.pop("MNEMARA_INSTANCE", None)
-        result = asyncio.run(soak(args.turns, args.embedder, width))
+        result = asyncio.run(soak(args.turns, args.embedder, width, args.index_process))
     overhead, wall, rss = result["overhead"], result["wall"], result["rss"]
     early = slice(width - 1, 2 * width - 1)  # turns width .. 2*width-1 (100-199 by default)
     late = slice(args.turns - width, args.turns)
@@ -167,6 +204,20 @@ def main() -> int:
     print(f"resident memory: {rss[width]:.1f} MB at turn {width}, {rss[args.turns]:.1f} MB at turn "
           f"{args.turns}: grew {growth:+.1f} MB  target < {RSS_GROWTH_MB:.0f} MB  "
           f"{'PASS' if passed else 'FAIL'}")
+    total, parent, child = result["total_rss"], result["parent_rss"], result["child_rss"]
+    peak_at = max(range(width - 1, args.turns), key=lambda i: total[i])
+    peak = total[peak_at] - total[width - 1]
+    passed = peak < RSS_GROWTH_MB
+    ok &= passed
+    print(f"resident memory peak after turn {width}: {total[peak_at]:.1f} MB at turn {peak_at + 1} "
+          f"(this process {parent[peak_at]:.1f}, index child {child[peak_at]:.1f}): {peak:+.1f} MB  "
+          f"target < {RSS_GROWTH_MB:.0f} MB  {'PASS' if passed else 'FAIL'}")
+    print(f"this process alone: {parent[width - 1]:.1f} MB at turn {width}, {parent[-1]:.1f} MB at turn "
+          f"{args.turns} ({parent[-1] - parent[width - 1]:+.1f} MB); index children started: "
+          f"{result['children']}, {result['recycled']} of them replaced for their writes or growth  [info]")
+    if result["fresh"]:
+        print("RSS of each new index child after its first turn: "
+              + ", ".join(f"turn {t}: {mb:.0f} MB" for t, mb in result["fresh"]) + "  [info]")
     label_early = f"turns {width}-{2 * width - 1}"
     label_late = f"turns {args.turns - width}-{args.turns - 1}"
     for name, values, target in (("engine overhead per turn", overhead, True),
@@ -183,7 +234,8 @@ def main() -> int:
                 print(f"{line}  target within +{OVERHEAD_DRIFT:.0%}  {'PASS' if passed else 'FAIL'}")
             else:
                 print(f"{line}  [info]")
-    print(json.dumps({"rss_mb": {str(k): round(v, 1) for k, v in rss.items()}}))
+    print(json.dumps({"rss_mb": {str(k): round(v, 1) for k, v in rss.items()},
+                      "peak_growth_mb": round(peak, 1)}))
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

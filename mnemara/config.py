@@ -254,6 +254,10 @@ FIELDS: tuple[Field, ...] = (
           "Ollama embedding model name, used when rag_embedder is `ollama`."),
     Field("rag_auto_index_memory", True, _bool, "Index every memory note."),
     Field("rag_auto_index_wiki", True, _bool, "Index every wiki page, section by section."),
+    Field("rag_index_process", "auto", _choice("auto", "child", "inline"),
+          "Where LanceDB and the embedder run: `auto` in a child process for the TUI and the REPL "
+          "(replaced as it grows, so a long session stays small) and in process for `ask` and "
+          "the other commands; `child` for `ask` too; `inline` always in process."),
     Field("redact", True, _bool,
           "Replace API keys, tokens, passwords and private keys by a marker such as "
           "`[redacted:github-token]` in memory notes, wiki pages, index entries and exports. "

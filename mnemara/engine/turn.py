@@ -58,8 +58,11 @@ class TurnEngine:
         self.unattended = unattended
         self.cwd = Path(self.config.cwd).expanduser() if self.config.cwd else Path.cwd()
         self.policy = self._make_policy()
+        from ..index.remote import index_process
         from ..memory.service import MemoryService  # light: the index opens on first use
-        self.memory = MemoryService(instance, self.config, embedder=embedder)
+        # A chat session runs LanceDB in a child process it replaces as it grows (index/remote.py).
+        self.memory = MemoryService(instance, self.config, embedder=embedder,
+                                    process=index_process(self.config, front_end, embedder))
         self.tools = ToolContext(instance=instance, config=self.config, store=self.store,
                                  stats=self.stats, notify=self._tool_notice, memory=self.memory,
                                  apply_config=self.set_config)

@@ -75,10 +75,14 @@ class MemoryStatus:
 
 class MemoryService:
     def __init__(self, instance: "Instance", config: "Config", *,
-                 embedder: "Embedder | None | str" = "config") -> None:
+                 embedder: "Embedder | None | str" = "config", process: str = "inline") -> None:
         self.instance = instance
         self.config = config
         self._embedder_choice = embedder  # "config": build from config; else this object (or None)
+        # "inline": LanceDB and the embedder in this process (short commands); "child": in a
+        # child process replaced before LanceDB's retained memory adds up (long sessions; see
+        # index/remote.py). `index.remote.index_process` picks it for a front end.
+        self.process = process
         self._lock = threading.RLock()
         self._store: TurnStore | None = None
         self._index: "MemoryIndex | None" = None
@@ -117,9 +121,8 @@ class MemoryService:
         with self._lock:
             if self._index is None:
                 from ..index.embedders import EmbedderUnavailable
-                from ..index.lance import MemoryIndex
                 try:
-                    self._index = MemoryIndex.open(self.instance.index_dir, self.make_embedder())
+                    self._index = self._open_index()
                 except EmbedderUnavailable as exc:
                     raise MemoryUnavailable(f"the embedder is unavailable: {exc}") from None
                 except (OSError, RuntimeError, ValueError) as exc:
@@ -128,17 +131,45 @@ class MemoryService:
                         f"({type(exc).__name__}: {exc}); `mnemara reindex` rebuilds it") from None
             return self._index
 
+    def _open_index(self) -> "MemoryIndex":
+        """Open the index in this process or in a child, as `self.process` says."""
+        if self.process == "child":
+            from ..index.remote import RemoteIndex
+            if self._embedder_choice == "config":
+                spec: tuple[Any, ...] = ("config", self.config.rag_embedder,
+                                         self.config.rag_embed_url, self.config.rag_embed_model)
+            else:
+                spec = ("object", self._embedder_choice)
+            return RemoteIndex.open(self.instance.index_dir, spec)  # type: ignore[return-value]
+        from ..index.lance import MemoryIndex
+        return MemoryIndex.open(self.instance.index_dir, self.make_embedder())
+
+    def _drop_index(self) -> None:
+        """Forget the open index; a child process serving it exits."""
+        index, self._index = self._index, None
+        close = getattr(index, "close", None)  # RemoteIndex: stop its child
+        if close is not None:
+            close()
+
     def close(self) -> None:
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
-            self._index = None
+            self._drop_index()
 
     def warm(self) -> None:
         """Open the index and load the embedder now, so the first recall does not wait for them."""
         with self._lock:
             index = self.index()
+            warm_child = getattr(index, "warm", None)
+            if warm_child is not None:
+                # A child process (index/remote.py) loads its model and search caches over
+                # there; this process never receives a vector (nor imports numpy for one).
+                warm_child()
+                if index.text_only_reason() is None:
+                    self._backfill(index)
+                return
             if index.embedder is not None and index.needs_reindex is None:
                 from ..index.embedders import EmbedderUnavailable
                 try:
@@ -261,19 +292,22 @@ class MemoryService:
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the index from the sources with the configured embedder."""
         from ..index.embedders import EmbedderUnavailable
-        from ..index.lance import MemoryIndex
         with self._lock:
             store = self.store()
             outbox = Outbox(store.conn)
             covered = outbox.last_seq()  # what was queued before the sources are read
             atoms = list(iter_source_atoms(self.instance, store, self.config))
+            self._drop_index()  # a child serving the old table must not outlive its drop
+            index = None
             try:
-                index = MemoryIndex.open(self.instance.index_dir, self.make_embedder())
+                index = self._open_index()
                 index.rebuild(atoms, progress)
             except EmbedderUnavailable as exc:
                 raise MemoryUnavailable(f"the embedder is unavailable, nothing was rebuilt: {exc}") from None
             except (OSError, RuntimeError, ValueError) as exc:
                 raise MemoryUnavailable(f"rebuilding the index failed ({type(exc).__name__}: {exc})") from None
+            finally:
+                self._index = index
+                self._drop_index()  # reopen: the embedder recorded in the index changed
             outbox.clear(covered)  # the rebuild took it all in
-            self._index = None  # reopen: the embedder recorded in the index changed
             return len(atoms)
