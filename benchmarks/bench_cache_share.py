@@ -9,9 +9,11 @@ Messages API (tests/fakes/fake_api.py) on 127.0.0.1:
 
 1. plain eviction (the defaults);
 2. `auto_compress: true`: where the budget would evict, the model summarises instead (the fake
-   API answers each summary request, the one with no tools, with a short summary);
+   API answers each summary request, the one ending with the summarize instruction, with a short
+   summary);
 3. plain eviction, and every 20th turn the model calls `strip_tool_output` (no ids: every turn
-   but the newest four) before it answers.
+   but the newest four) before it answers; the strip is held (the tool's default) until the
+   budget next evicts, and done in that same change.
 
 The fake API does not cache, so tests/fakes/cache_model.py replays Anthropic's documented
 prompt-cache rule over every request each run sent (summary requests included). For each run:
@@ -19,8 +21,9 @@ total input bytes, the share of them read from the modelled cache, the cache bre
 requests whose tools, system and window do not extend the previous one's byte for byte: an
 eviction, a summary or a strip changed the history), and the input bytes per turn. Tools and
 system prompt (~23 KB a request) are read from the cache alike in every run, so the cached share
-of the messages alone is printed beside it. A summary request has its own system prompt and no
-tools: all of it is uncached, and its bytes are shown apart.
+of the messages alone is printed beside it. A summary request continues the session's request
+(same tools, system prompt and window, then the instruction), so the cache serves most of it;
+its uncached bytes are shown apart.
 Target: compress and strips keep the cached share at least as high as plain eviction.
 
 `--turns N` for a quick run (default 200). The load average is printed (it only affects the wall
@@ -112,11 +115,18 @@ class Figures:
         return (self.cached - self.fixed) / rest if rest else 0.0
 
 
+def is_summary_request(body: dict[str, Any]) -> bool:
+    """A summary request: its first message ends with the summarize instruction."""
+    from mnemara.ops.compress import REQUEST_MARK
+    content = body.get("messages", [{}])[0].get("content")
+    last = content[-1] if isinstance(content, list) and content else {}
+    return isinstance(last, dict) and str(last.get("text", "")).startswith(REQUEST_MARK)
+
+
 def measure(bodies: list[dict[str, Any]]) -> tuple[int, int, int, int, int, int]:
     """(total input bytes, cached bytes, cache breaks, summary requests, their uncached bytes,
     bytes of tools and system) under the cache model."""
     from tests.fakes.cache_model import CacheModel
-    from tests.fakes.fake_api import offered_tool_names
 
     cache = CacheModel()
     total = cached_sum = breaks = summaries = summary_uncached = fixed = 0
@@ -126,7 +136,7 @@ def measure(bodies: list[dict[str, Any]]) -> tuple[int, int, int, int, int, int]
         total += cached + uncached
         cached_sum += cached
         fixed += sum(size for _, size, _ in CacheModel.units(body)[:fixed_units(body)])
-        if not offered_tool_names(body):  # the summary request: no tools
+        if is_summary_request(body):
             summaries += 1
             summary_uncached += uncached
             continue
@@ -157,14 +167,14 @@ async def run(name: str, steps: list[Step], *, compress: bool, strips: bool) -> 
     from mnemara.engine.events import Notice, TurnFinished
     from mnemara.engine.turn import TurnEngine
     from mnemara.instance import Instance
-    from tests.fakes.fake_api import FakeMessagesAPI, offered_tool_names, real_cli_env
+    from tests.fakes.fake_api import FakeMessagesAPI, real_cli_env
 
     class SummarizingAPI(FakeMessagesAPI):
-        """The fake API, answering each summary request (no tools) with SUMMARY in place of the
-        next scripted step, whenever auto_compress asks for one."""
+        """The fake API, answering each summary request with SUMMARY in place of the next
+        scripted step, whenever auto_compress asks for one."""
 
         def _record(self, rec: Any) -> None:
-            if rec.kind == "main" and isinstance(rec.body, dict) and not offered_tool_names(rec.body):
+            if rec.kind == "main" and isinstance(rec.body, dict) and is_summary_request(rec.body):
                 self.enqueue([{"type": "text", "text": SUMMARY}])
                 with self._lock:
                     self._queue.appendleft(self._queue.pop())

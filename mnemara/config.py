@@ -219,8 +219,9 @@ FIELDS: tuple[Field, ...] = (
     Field("tune_window_tokens", (8_000, 200_000), _int_span(1_000, 2_000_000),
           "[min, max] max_window_tokens the model may choose with tune_window."),
     Field("strip_min_chars", 8_000, _int_range(0, 10_000_000),
-          "Fewest characters strip_tool_output must free at once, so the prompt cache breaks "
-          "for a big saving, not for every small one."),
+          "Fewest characters strip_tool_output(now=true) must free at once, so the prompt cache "
+          "breaks for a big saving, not for every small one (a held strip, the default, waits "
+          "for the next eviction and needs no minimum)."),
     Field("allowed_tools", DEFAULT_POLICIES, _policies,
           "Tool policies: a list of {tool, mode: allow|ask|deny, allowed_patterns}. `tool` is a name or a `prefix*` glob."),
     Field("mcp_servers", (), _mcp_servers,

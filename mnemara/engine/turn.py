@@ -30,6 +30,7 @@ from .events import (Event, Notice, Recalled, SessionStats, TextDelta, TextDone,
                      ToolResult, TurnFinished, Usage)
 from .failures import MessageTooLarge, explain, hints, too_large
 from .gate import PermissionGate
+from .oneshot import disconnect_quietly, one_message
 from .permissions import PermissionPolicy
 from .prompt import offered_builtins, read_role_doc, user_message, window_blocks
 from .tools import ToolContext
@@ -79,6 +80,9 @@ class TurnEngine:
                            f"failed and will not be sent ({hints(front_end)['resend']})"))
         self._tool_notices: list[Notice] = []
         self.busy = False
+        # What a busy engine is doing: "turn", or "summary" while /compress asks the model
+        # (so /stop says what it stops).
+        self.activity = "turn"
 
     def _make_policy(self, session_grants: frozenset[str] = frozenset()) -> PermissionPolicy:
         return PermissionPolicy(self.config.allowed_tools, home=Path.home(),
@@ -229,13 +233,13 @@ class TurnEngine:
                 await client.connect()
                 if self._interrupted:  # interrupted while the CLI was starting: send nothing
                     return None
-                await client.query(_once(prepared.message))
+                await client.query(one_message(prepared.message))
                 async for message in client.receive_response():
                     await self._handle(message, state, emit)
                     await emit_all(emit, self.drain_notices())
             finally:
                 self._client = None
-                await _quietly_disconnect(client)
+                await disconnect_quietly(client)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one explained sentence
             if self._interrupted:
                 return None
@@ -410,6 +414,16 @@ class TurnEngine:
                                          f"max_window_tokens ({cfg.max_window_tokens:,})"))
             room = 1
         incoming = self.store.estimator.estimate_chars(len(text) + RENDER_OVERHEAD) + reserve_tokens
+        # A strip the model asked for rides on the change the budget makes now (one cache break).
+        from ..store.strip_queue import apply_if_due, applied_notice
+        held = apply_if_due(self.store, Budget(cfg.max_window_turns, room),
+                            incoming_tokens=incoming, low_water=LOW_WATER)
+        if held is not None:
+            self.log.write("strip", ids=held.turn_ids, freed_chars=held.freed_chars)
+            await emit(Notice("info", applied_notice(held, self.store.estimator.chars_per_token)))
+            # The eviction (or compress) still takes the chunk it would have taken: the room the
+            # strip freed postpones the next cache break instead of sparing this one.
+            incoming += self.store.estimator.estimate_chars(held.freed_chars, blocks=0)
         if cfg.auto_compress:  # summarize what would be evicted; eviction takes what is left over
             from ..ops.compress import compress_before_eviction
             await compress_before_eviction(self, Budget(cfg.max_window_turns, room),
@@ -601,12 +615,3 @@ async def emit_all(emit: Callable[[Any], Any], events: list[Any]) -> None:
         await emit(event)
 
 
-async def _once(message: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    yield message
-
-
-async def _quietly_disconnect(client: Any) -> None:
-    try:
-        await asyncio.wait_for(client.disconnect(), 10)
-    except (Exception, asyncio.TimeoutError):  # noqa: BLE001 - the turn's outcome is already known
-        pass

@@ -2,7 +2,8 @@
 
 tune_window (within the bounds the user sets in config; the user sees a notice), mark_segment and
 evict_segment (a finished sub-task leaves as one unit), evict_last, strip_tool_output (large tool
-results become one-line stubs, in one batch), list_pinned, and log_choice (a decision note).
+results become one-line stubs, in one batch, held by default until the window next makes
+room: `store/strip_queue.py`), list_pinned, and log_choice (a decision note).
 
 Every change to the window happens only when the model asks, and in one batch: what later
 requests carry stays byte-identical except at that moment (the prompt cache re-reads from the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..store import strip_queue
 from ..store import window_edits as edits
 from .tool_handlers import ToolContext, ToolError, _gist, _ids, evict_turns
 from .tools import _IDS, ToolSpec, _args, register
@@ -130,7 +132,11 @@ def strip_tool_output(ctx: ToolContext, args: dict[str, Any]) -> str:
         wanted = sorted(set(ids))
         missing = [i for i in wanted if i not in in_window]
     threshold = ctx.config.strip_min_chars
-    strip = edits.strip_results(ctx.store, wanted, min_total_chars=threshold)
+    now = bool(args.get("now"))
+    # By default the strip is held until the window has to make room anyway (strip_queue.py):
+    # stripping now would break the prompt cache once more than the session otherwise would.
+    strip = (edits.strip_results(ctx.store, wanted, min_total_chars=threshold) if now
+             else strip_queue.preview(ctx.store, wanted))
     notes = []
     if strip.skipped:
         why = {"pending": "the turn being answered now", "pinned": "pinned: unpin it first"}
@@ -144,6 +150,15 @@ def strip_tool_output(ctx: ToolContext, args: dict[str, Any]) -> str:
                 f"{edits.STRIP_RESULT_MIN_CHARS:,} characters or more.{tail}")
     n, freed = len(strip.items), strip.freed_chars
     where = _ids(strip.turn_ids)
+    if not now:
+        strip_queue.hold(ctx.store, strip.turn_ids)
+        tokens = int(freed / ctx.store.estimator.chars_per_token)
+        return (f"Held {n} large tool result{'s' if n != 1 else ''} in {where} ({freed:,} "
+                f"characters, ~{tokens:,} estimated tokens): they become one-line stubs the next "
+                "time the window has to make room (before the budget would archive turns), in "
+                "that same change, so the prompt cache re-reads the history once, not twice; the "
+                "user sees a notice then. Until then they are sent as they are. now=true strips "
+                f"at once instead.{tail}")
     if not strip.applied:
         return (f"Nothing stripped: the {n} large tool result{'s' if n != 1 else ''} in {where} "
                 f"would free {freed:,} characters, below strip_min_chars ({threshold:,}). A strip "
@@ -239,12 +254,15 @@ register(
         "strip_tool_output",
         "Replace large tool results (Bash output, file contents, ...) in older turns by a one-line "
         "stub that says how to get them back with read_turns; the originals stay in the store. "
-        "It frees context without dropping the turns. All qualifying results go at once, and "
-        "only when that frees at least the user's strip_min_chars (each strip makes the prompt "
-        "cache re-read the history after it, so strip rarely and in bulk). Returns what was "
-        "stripped, or what it would free.",
+        "It frees context without dropping the turns. By default the strip is held until the "
+        "window next has to make room (it then happens together with that change and may spare "
+        "turns from the archive), because a strip makes the prompt cache re-read the history "
+        "after it. now=true strips at once, all qualifying results together, and only when that "
+        "frees at least the user's strip_min_chars. Returns what was held or stripped.",
         _args(ids=dict(_IDS, description="Turn ids whose tool results to strip (default: every "
-                                         f"turn but the newest {STRIP_KEEP_RECENT}).")),
+                                         f"turn but the newest {STRIP_KEEP_RECENT})."),
+              now={"type": "boolean", "description": "Strip at once instead of at the window's "
+                                                     "next change (default false)."}),
         strip_tool_output),
     ToolSpec(
         "list_pinned",

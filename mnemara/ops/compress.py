@@ -15,6 +15,10 @@ what the model reads. Nothing is attached by guesswork.
 `auto_compress` (config) runs the same operation, without the question, where the budget would
 otherwise evict (`compress_before_eviction`, called by the turn engine).
 
+The summary request continues the session's own request (its tools, system prompt and window,
+byte for byte, then the instruction), so the prompt cache serves all but the newest reply and
+the instruction; a request of its own would re-send the covered turns uncached each time.
+
 No UI imports; the SDK is imported only when a summary is written.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
@@ -46,20 +51,27 @@ NEXT_EXCHANGE_TURNS = 2               # undo leaves room for the next message an
 _COLUMNS = ("id, role, content, rendered, created_at, model, est_tokens, usage, cost_usd, status,"
             " pinned")
 
-SYSTEM_PROMPT = """\
-You condense the oldest part of a conversation between a user and an AI assistant. The turns \
-below are about to leave the assistant's context window. The assistant keeps only your summary; \
-the turns themselves stay in an archive it can read back by id (read_turns).
+#: Where the summary request's instruction starts: after the window, as the last block of the
+#: session's own request (tests and the cache benchmark tell a summary request by it).
+REQUEST_MARK = "<summary-request"
 
-Write what the assistant needs to carry on as if it still had the turns:
+INSTRUCTION = """\
+<summary-request turns="{ids}">
+Do not answer the conversation above and call no tool. Write a summary of its oldest {n} \
+turn{s} ({ids}): they are about to leave your context window. You keep only the summary; the \
+turns themselves stay in an archive you can read back by id (read_turns).
+
+Write what you need to carry on as if you still had those turns:
 - the decisions made, who made them and why; facts, names, numbers, paths, commands and errors \
 that still matter; what was done and what is still open.
 - Where the user decided, asked for, corrected or ruled out something, quote the user's own words \
 verbatim in double quotes, followed by the turn id, e.g. "use Postgres, not MySQL" (#12). Copy a \
 quote character for character; never paraphrase inside quotation marks; quote nothing else.
-- Cite turn ids (#N) so the assistant knows which turn to read back for detail.
-- Invent nothing. Plain prose or short bullet lists; no preamble, no closing remarks.
-- At most {words} words."""
+- Cite turn ids (#N) so you know which turn to read back for detail.
+- Summarize only {ids}; the later turns stay in the window as they are. Invent nothing. Plain \
+prose or short bullet lists; no preamble, no closing remarks.
+- At most {words} words. Reply with the summary alone.
+</summary-request>"""
 
 
 class CompressRefused(MnemaraError):
@@ -228,62 +240,99 @@ def summary_words(turns: list[Turn]) -> int:
     return max(SUMMARY_WORDS[0], min(SUMMARY_WORDS[1], round(covered * 0.15)))
 
 
-def request_blocks(turns: list[Turn]) -> list[dict[str, Any]]:
-    """The summary request's message: an instruction, then each turn exactly as the model read it."""
-    head = (f"Summarize these {len(turns)} turns ({id_ranges([t.id for t in turns])}) following "
-            "the instructions in the system prompt.")
-    return [{"type": "text", "text": head}, *({"type": "text", "text": t.rendered} for t in turns)]
+def instruction(turns: list[Turn]) -> str:
+    """The summarize instruction that ends the summary request."""
+    n = len(turns)
+    return INSTRUCTION.format(ids=id_ranges([t.id for t in turns]), n=n, s="s" if n != 1 else "",
+                              words=summary_words(turns))
+
+
+def request_blocks(window: list[str], turns: list[Turn]) -> list[dict[str, Any]]:
+    """The summary request's message: the session's window exactly as its turns are sent (one
+    block per turn, byte for byte), then the instruction.
+
+    Why the whole window and not just the covered turns: the request is then the previous turn's
+    request continued (same tools, same system prompt, same blocks), so the prompt cache serves
+    everything up to the newest turn, the covered turns included, and only the last reply and the
+    instruction are read afresh. A request of its own would send the covered turns uncached."""
+    from ..engine.prompt import window_blocks
+    return [*window_blocks(window), {"type": "text", "text": instruction(turns)}]
+
+
+class _DenyEveryTool:
+    """The summary request offers the session's tools (they are part of the cached prefix) but
+    runs none: the PreToolUse hook and the permission callback both refuse every call."""
+
+    REASON = "no tool runs while a summary is written; reply with the summary text alone"
+
+    async def pre_tool_use(self, hook_input: dict[str, Any], tool_use_id: str | None,
+                           context: Any) -> dict[str, Any]:
+        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                                       "permissionDecisionReason": self.REASON}}
+
+    async def can_use_tool(self, tool: str, tool_input: dict[str, Any], context: Any) -> Any:
+        from claude_agent_sdk import PermissionResultDeny
+        return PermissionResultDeny(message=self.REASON)
+
+
+class CompressCancelled(CompressRefused):
+    """Ctrl+C or /stop while the summary was being written: nothing was kept."""
 
 
 async def write_summary(engine: "TurnEngine", turns: list[Turn]) -> Proposal:
-    """Ask the model for a summary of `turns` (one SDK query through the Claude Code CLI, no
-    tools, model `compress_model` or the session's). Nothing is stored. Raises CompressRefused
-    with the failure sentence when the query fails or the summary would not make room."""
-    from claude_agent_sdk import (AssistantMessage, ClaudeAgentOptions, ResultMessage, TextBlock,
-                                  query)
+    """Ask the model for a summary of `turns` as a continuation of the session's own request
+    (the session's options: tools, system prompt and MCP servers, with every tool call refused
+    and one model step; model `compress_model` or the session's), the window as it is sent and
+    the instruction last. Nothing is stored.
 
-    from ..engine.failures import explain
+    While it runs the engine is busy, so Ctrl+C and /stop (`engine.interrupt`) cancel it, as
+    they stop a turn: CompressCancelled. Raises CompressRefused with the failure sentence when
+    the query fails or the summary would not make room."""
+    from ..engine.oneshot import STDERR_LINES, AskFailed, ask_once
+    from ..engine.prompt import read_role_doc, user_message
     cfg = engine.config
     model = cfg.compress_model or cfg.model
-    stderr: list[str] = []
-    env = {"CLAUDE_CODE_MAX_RETRIES": str(cfg.max_api_retries),
-           "CLAUDE_AGENT_SDK_CLIENT_APP": "mnemara", **engine.extra_env}
-    options = ClaudeAgentOptions(
-        tools=[], system_prompt=SYSTEM_PROMPT.format(words=summary_words(turns)), model=model,
-        cwd=str(engine.cwd), cli_path=engine.cli_path, env=env, stderr=stderr.append,
-        setting_sources=[], verbatim_prompts=True, max_turns=1)
-    message = {"type": "user", "message": {"role": "user", "content": request_blocks(turns)},
-               "parent_tool_use_id": None}
+    stderr: deque[str] = deque(maxlen=STDERR_LINES)
+    window = engine.store.sendable_renderings()
+    options = replace(engine._options(read_role_doc(cfg.role_doc_path).text, _DenyEveryTool(),
+                                      stderr), model=model, max_turns=1)
+    message = user_message(request_blocks(window, turns))
+    # A /compress typed between turns owns the engine for its duration (busy: /stop and Ctrl+C
+    # reach it; other commands that change the window wait); auto_compress runs inside a turn,
+    # which already owns it and whose early Ctrl+C must stick.
+    owner = not engine.busy
+    if owner:
+        engine._interrupted = False
+        engine.busy = True
+        engine.activity = "summary"
 
-    async def prompt() -> Any:
-        yield message
+    def attach(client: Any) -> None:
+        engine._client = client  # where `engine.interrupt` (/stop, Ctrl+C) finds it
 
-    texts: list[str] = []
-    result: Any = None
-    assistant_error: str | None = None
     try:
-        async for item in query(prompt=prompt(), options=options):
-            if isinstance(item, AssistantMessage) and not item.parent_tool_use_id:
-                if item.error or item.model == "<synthetic>":
-                    assistant_error = item.error or assistant_error
-                    continue
-                texts += [b.text for b in item.content if isinstance(b, TextBlock)]
-            elif isinstance(item, ResultMessage):
-                result = item
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one explained sentence
-        reason = explain(exc=exc, result=result, assistant_error=assistant_error, stderr=stderr,
-                         front_end=engine.front_end)
-        engine.log.write("compress_failed", error=reason, exception=f"{type(exc).__name__}: {exc}")
-        raise CompressRefused(f"no summary was written: {reason}; nothing changed") from None
-    if result is not None and result.is_error:
-        reason = explain(result=result, assistant_error=assistant_error, stderr=stderr,
-                         front_end=engine.front_end)
-        engine.log.write("compress_failed", error=reason)
-        raise CompressRefused(f"no summary was written: {reason}; nothing changed")
-    cost = getattr(result, "total_cost_usd", None)
+        answer = await ask_once(options, message, front_end=engine.front_end,
+                                stderr=lambda: list(stderr), attach=attach,
+                                stopped=lambda: engine._interrupted)
+    except AskFailed as exc:
+        if engine._interrupted:
+            raise CompressCancelled(CANCELLED) from None
+        engine.log.write("compress_failed", error=exc.reason,
+                         exception=f"{type(exc.exception).__name__}: {exc.exception}")
+        raise CompressRefused(f"no summary was written: {exc.reason}; nothing changed") from None
+    finally:
+        if owner:
+            engine.busy = False
+            engine.activity = "turn"
+    cost = answer.cost_usd
     if cost:
         engine.stats.session_cost_usd += cost
-    summary = "\n\n".join(t.strip() for t in texts if t.strip())
+    if engine._interrupted:
+        engine.log.write("compress_cancelled", ids=[t.id for t in turns])
+        raise CompressCancelled(CANCELLED)
+    if answer.error is not None:
+        engine.log.write("compress_failed", error=answer.error)
+        raise CompressRefused(f"no summary was written: {answer.error}; nothing changed")
+    summary = answer.text
     if not summary:
         raise CompressRefused("the model returned an empty summary; nothing changed")
     proposal = Proposal(tuple(turns), summary, model, tuple(check_quotes(summary, turns)), cost)
@@ -296,6 +345,9 @@ async def write_summary(engine: "TurnEngine", turns: list[Turn]) -> Proposal:
     engine.log.write("compress_summary", ids=proposal.ids, model=model, tokens=tokens,
                      unverified=len(proposal.unverified))
     return proposal
+
+
+CANCELLED = "summary cancelled; nothing changed"
 
 
 def summary_tokens(store: "TurnStore", proposal: Proposal) -> int:
@@ -434,6 +486,8 @@ async def compress_before_eviction(engine: "TurnEngine", budget: Budget, *, inco
         if interrupted():  # Ctrl+C while the summary was written: keep nothing, ask nothing
             return False
         turn = keep(store, proposal)
+    except CompressCancelled:  # the turn itself stops too: nothing to say twice
+        return False
     except CompressRefused as exc:
         await emit(Notice("warning", f"auto_compress: {exc}; archiving the turns instead"))
         return False

@@ -1,6 +1,7 @@
 """/compress: one definition for the REPL and the TUI (registered in `commands.COMMANDS`).
 
-`/compress [N | older 2h]` asks the model for a summary and returns it with `view="compress"`:
+`/compress [N | older 2h]` asks the model for a summary (Ctrl+C or /stop cancels it: the
+engine is busy meanwhile) and returns it with `view="compress"`:
 the front end shows it and asks before anything changes (the TUI a dialog, the REPL y/n), then
 calls `answer`. `/compress undo [ID]` takes the newest (or that) summary back. The operation
 itself is `ops.compress`; no UI library imports here.
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
     from ..ops.compress import Proposal
 
 QUESTION = "keep this summary in place of those turns? [y/n] "
+WRITING = "the model is writing a summary; you see it before anything changes ({cancel} cancels it)"
+
+
+def writes_summary(line: str) -> bool:
+    """The command line asks the model for a summary (seconds), so the front end says so first
+    and lets Ctrl+C cancel it: `/compress` with any argument but `undo`."""
+    word, _, rest = line.strip().partition(" ")
+    return word.lower() == "/compress" and rest.strip().lower().partition(" ")[0] != "undo"
 
 
 @command("compress", "/compress [N|older 2h|undo]",
@@ -39,6 +48,8 @@ async def _compress(engine: "TurnEngine", arg: str) -> Outcome:
             return Outcome(undone.sentence())
         turns = compress.select(engine.store, engine.config, arg, system_tokens=system_tokens)
         proposal = await compress.write_summary(engine, turns)
+    except compress.CompressCancelled as exc:  # Ctrl+C or /stop while it was written
+        return Outcome(str(exc), "warning")
     except compress.CompressRefused as exc:
         raise CommandError(str(exc)) from None
     return Outcome(proposal.preview(), view="compress", data={"proposal": proposal})

@@ -90,7 +90,7 @@ class Repl:
             if not text.strip():
                 continue
             if text.lstrip().startswith("/"):
-                outcome = await dispatch(self.engine, text.strip())
+                outcome = await self._command(text.strip())
                 if outcome.view in ("role_doc", "edit"):  # an editor first, then what it gave
                     outcome = await self._open(outcome)
                 if outcome.view == "slot":  # /slot NAME: $EDITOR, then the save
@@ -109,6 +109,27 @@ class Repl:
                 continue
             if await self._run(self.engine.run(text)):
                 return 0
+
+    async def _command(self, line: str) -> Any:
+        """Run one slash command. A /compress summary is a model query (seconds): it is
+        announced first, and Ctrl+C meanwhile cancels it (the engine is busy: interrupting it
+        makes the command return its "cancelled" outcome), instead of killing the REPL."""
+        from .compress_command import WRITING, writes_summary
+        if not writes_summary(line):
+            return await dispatch(self.engine, line)
+        self.renderer.info(WRITING.format(cancel="Ctrl+C"))
+        loop = asyncio.get_running_loop()
+
+        def on_sigint() -> None:
+            print("\n[cancelling the summary…]", file=sys.stderr, flush=True)
+            asyncio.ensure_future(self.engine.interrupt())
+
+        installed = _add_sigint(loop, on_sigint)
+        try:
+            return await dispatch(self.engine, line)
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
 
     async def _open(self, outcome: Any) -> Any:
         """/role_doc in $EDITOR, /edit in a prefilled prompt; the outcome (or turn) they lead to."""

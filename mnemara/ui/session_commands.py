@@ -130,6 +130,8 @@ def _stop(engine: "TurnEngine", arg: str) -> Outcome:
     task = asyncio.get_running_loop().create_task(engine.interrupt())
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
+    if engine.activity == "summary":
+        return Outcome("stopping the summary…", "warning")
     return Outcome("stopping the turn… (the partial reply is kept in the window)", "warning")
 
 

@@ -9,7 +9,10 @@ from typing import Any, Iterator
 
 import pytest
 
+from mnemara.engine.events import TurnFinished
+from mnemara.engine.turn import TurnEngine
 from mnemara.instance import Instance
+from tests.fakes.drive import run_turn
 from tests.fakes.fake_api import FakeMessagesAPI, real_cli_env
 
 
@@ -43,3 +46,25 @@ def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: FakeMessagesA
     monkeypatch.setenv("MNEMARA_HOME", str(home / ".mnemara"))
     monkeypatch.delenv("MNEMARA_CLI_PATH", raising=False)
     return CliHome(env, home, work)
+
+
+@pytest.fixture
+def engine(cli_home: CliHome) -> Iterator[TurnEngine]:
+    """A chat engine on a new instance: recall off, the hash embedder (no model to load)."""
+    inst = cli_home.instance("e2e", recall="off", rag_embedder="hash")
+    eng = TurnEngine(inst, env=cli_home.env)
+    yield eng
+    eng.close()
+
+
+def window_blocks(body: dict[str, Any]) -> list[str]:
+    """The window's blocks in a request (the CLI's own reminders left out)."""
+    return [b["text"] for b in body["messages"][0]["content"]
+            if b.get("type") == "text" and b["text"].startswith("<turn ")]
+
+
+async def turn(eng: TurnEngine, api: FakeMessagesAPI, text: str, reply: str) -> None:
+    """One complete turn: the fake API answers `reply`."""
+    api.enqueue([{"type": "text", "text": reply}])
+    done = (await run_turn(eng, text))[-1]
+    assert isinstance(done, TurnFinished) and done.status == "complete", done.error

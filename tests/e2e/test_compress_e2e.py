@@ -1,6 +1,7 @@
 """/compress on the wire: the REAL bundled CLI against the fake Messages API.
 
-What the summary request carries (no tools, the covered turns as the model read them), and which
+What the summary request carries (the session's request continued: its tools and system prompt,
+the window as the model read it, then the instruction), and which
 blocks of the window's request change: once at the compress (the covered turns give way to the
 summary), then every request extends the one before byte for byte again; undo gives back the
 covered turns exactly as they were sent before.
@@ -8,42 +9,17 @@ covered turns exactly as they were sent before.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from mnemara.engine.events import TurnFinished
-from mnemara.engine.turn import TurnEngine
 from mnemara.ui.commands import dispatch
 from mnemara.ui.compress_command import answer
-from tests.fakes.drive import run_turn
-from tests.e2e.conftest import CliHome
-from tests.fakes.fake_api import FakeMessagesAPI, offered_tool_names, system_text
+from tests.e2e.conftest import turn, window_blocks
+from tests.fakes.fake_api import offered_tool_names, system_text
 
 pytestmark = pytest.mark.e2e
 
 FILLER = " ".join(["The pipeline discussion covered caches, queues and retries in detail."] * 10)
 SUMMARY = 'The user chose Postgres: "use Postgres, not MySQL" (#1). Nothing else is open.'
-
-
-@pytest.fixture
-def engine(cli_home: CliHome):
-    inst = cli_home.instance("e2e", recall="off", rag_embedder="hash")
-    eng = TurnEngine(inst, env=cli_home.env)
-    yield eng
-    eng.close()
-
-
-def window_blocks(body: dict[str, Any]) -> list[str]:
-    """The window's blocks in a request (the CLI's own reminders left out)."""
-    return [b["text"] for b in body["messages"][0]["content"]
-            if b.get("type") == "text" and b["text"].startswith("<turn ")]
-
-
-async def turn(eng: TurnEngine, api: FakeMessagesAPI, text: str, reply: str) -> None:
-    api.enqueue([{"type": "text", "text": reply}])
-    done = (await run_turn(eng, text))[-1]
-    assert isinstance(done, TurnFinished) and done.status == "complete", done.error
 
 
 async def test_compress_changes_the_request_once_then_the_prefix_is_stable_again(engine, api) -> None:
@@ -59,9 +35,12 @@ async def test_compress_changes_the_request_once_then_the_prefix_is_stable_again
     outcome = await dispatch(eng, "/compress 4")
     assert outcome.view == "compress", outcome.text
     ask = api.requests[-1]
-    assert offered_tool_names(ask) == []  # no tools: the summary request can do nothing else
-    assert "verbatim" in system_text(ask)
-    assert window_blocks(ask) == [stored_before[i] for i in range(1, 5)]  # as the model read them
+    # The session's request continued (test_cache_share_e2e.py measures what the cache serves):
+    # the whole window as the model read it, then the instruction; every tool call is refused.
+    assert offered_tool_names(ask) == offered_tool_names(api.requests[-2])
+    assert system_text(ask) == system_text(api.requests[-2])
+    assert window_blocks(ask) == [stored_before[i] for i in range(1, 7)]
+    assert "verbatim" in ask["messages"][0]["content"][-1]["text"]
     answer(eng, outcome.data["proposal"], True)
     summary = eng.store.window()[-1]
 

@@ -50,7 +50,7 @@ async def test_a_strip_changes_only_the_stripped_turns_blocks_and_only_from_the_
     api.enqueue([{"type": "text", "text": "read b"}])
     api.enqueue([{"type": "text", "text": "both read"}])
     api.enqueue([{"type": "tool_use", "name": "mcp__mnemara__strip_tool_output",
-                  "input": {"ids": [2, 4]}}])
+                  "input": {"ids": [2, 4], "now": True}}])
     api.enqueue([{"type": "text", "text": "stripped"}])
     api.enqueue([{"type": "text", "text": "on we go"}])
     turns = {}

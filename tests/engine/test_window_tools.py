@@ -200,7 +200,7 @@ async def test_strip_replaces_large_results_by_a_stub_and_keeps_the_original(ctx
     user(store, "thanks")                                 # 5
     before = {t.id: t for t in store.window()}
 
-    text = await ok(ctx, "strip_tool_output", {"ids": [2, 4, 99]})
+    text = await ok(ctx, "strip_tool_output", {"ids": [2, 4, 99], "now": True})
     assert "Stripped 1 tool result in #2" in text and "Not in the window: #99." in text
     after = {t.id: t for t in store.window()}
     # only turn 2's rendering changed; the small result and every other turn are byte-identical
@@ -219,7 +219,7 @@ async def test_strip_replaces_large_results_by_a_stub_and_keeps_the_original(ctx
     assert "log line 399: lease renewed by worker-0" in opened
     # the user is told; a second strip finds nothing left to strip
     assert ctx.notices and ctx.notices[-1][0] == "info" and "stripped 1 tool output from #2" in ctx.notices[-1][1]
-    assert "Nothing to strip" in await ok(ctx, "strip_tool_output", {"ids": [2]})
+    assert "Nothing to strip" in await ok(ctx, "strip_tool_output", {"ids": [2], "now": True})
 
 
 async def test_strip_changes_nothing_until_it_frees_enough_at_once(ctx):
@@ -229,13 +229,13 @@ async def test_strip_changes_nothing_until_it_frees_enough_at_once(ctx):
     tool_turn(store, "toolu_b", "z" * 3000)
     before = [t.rendered for t in store.window()]
     assert ctx.config.strip_min_chars == 8000
-    text = await ok(ctx, "strip_tool_output", {"ids": [2, 3]})
+    text = await ok(ctx, "strip_tool_output", {"ids": [2, 3], "now": True})
     assert "Nothing stripped: the 2 large tool results in #2, #3 would free 5," in text
     assert "below strip_min_chars (8,000)" in text
     assert [t.rendered for t in store.window()] == before and ctx.notices == []
     # a later batch that frees enough goes all at once: both turns in one strip
     tool_turn(store, "toolu_c", "w" * 4000)
-    text = await ok(ctx, "strip_tool_output", {"ids": [2, 3, 4]})
+    text = await ok(ctx, "strip_tool_output", {"ids": [2, 3, 4], "now": True})
     assert "Stripped 3 tool results in #2, #3, #4" in text
     assert all("stripped" in t.blocks[1] for t in store.window()[1:])
 
@@ -246,7 +246,7 @@ async def test_strip_without_ids_leaves_the_newest_turns_and_skips_pinned(ctx):
     for i in range(6):
         tool_turn(store, f"toolu_{i}", "v" * 2000)  # 1..6
     store.set_pinned([1], True)
-    text = await ok(ctx, "strip_tool_output", {})
+    text = await ok(ctx, "strip_tool_output", {"now": True})
     assert "Stripped 1 tool result in #2" in text and "#1 (pinned: unpin it first)" in text
     stripped = [t.id for t in store.window() if "stripped" in t.blocks[1]]
     assert stripped == [2]  # 3..6 are the newest four
@@ -256,7 +256,7 @@ async def test_a_stripped_turn_exports_with_its_original(ctx):
     from mnemara.ops.export import iter_records
     ctx.config = ctx.config.replace(strip_min_chars=0)
     tool_turn(ctx.store, "toolu_a", BIG)
-    await ok(ctx, "strip_tool_output", {"ids": [1]})
+    await ok(ctx, "strip_tool_output", {"ids": [1], "now": True})
     [record] = [r for r in iter_records(ctx.instance, ctx.config, exported_at="now") if r["type"] == "turn"]
     assert record["blocks"][1]["stripped"]["content"] == BIG
 

@@ -82,12 +82,14 @@ async def test_summary_is_shown_first_then_kept_as_a_pinned_turn_and_nothing_is_
     assert {t.id: t.rendered for t in eng.store.window()} == before
     assert SUMMARY in outcome.text and "#1-#4" in outcome.text
     assert "✓ 1 quotation verbatim from your messages (#1)" in outcome.text
-    # One query, no tools, the configured model, the covered turns exactly as the model read them.
+    # One query by the configured model, continuing the session's request: its tools and system
+    # prompt, the whole window exactly as the model read it, then the instruction.
     [argv] = h.fake.argvs()
-    assert h.fake.flag("--tools") == "" and h.fake.flag("--model") == "claude-haiku-4-5"
-    assert "verbatim" in h.fake.flag("--system-prompt")
+    assert h.fake.flag("--tools") == "Bash,Read,Write,Edit" and h.fake.flag("--model") == "claude-haiku-4-5"
+    assert h.fake.flag("--system-prompt") == ""  # the session's (no role doc here)
     sent = [b["text"] for b in h.fake.user_messages()[0]["message"]["content"]]
-    assert sent[1:] == [before[i] for i in ids[:4]]
+    assert sent[:-1] == [before[i] for i in ids]
+    assert sent[-1].startswith(compress.REQUEST_MARK) and "verbatim" in sent[-1] and "#1-#4" in sent[-1]
 
     kept = answer(eng, outcome.data["proposal"], True)
     assert kept.kind == "info" and "pinned turn" in kept.text

@@ -109,6 +109,35 @@ def test_repl_prints_the_summary_and_asks_before_keeping_it(fake_cli_env: dict[s
     assert child.exitstatus == 0
 
 
+def test_repl_ctrl_c_while_the_summary_is_written_cancels_it_and_keeps_the_repl(
+        fake_cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    env = {**fake_cli_env, "TERM": "xterm", "NO_COLOR": "1",
+           **fake_cli(tmp_path / "fake", [[{"sleep": 60}, {"text": SUMMARY}]]).env}
+    monkeypatch.setenv("MNEMARA_HOME", env["MNEMARA_HOME"])
+    instance = Instance.named("c")
+    instance.create()
+    fill(instance)
+    child = pexpect.spawn(sys.executable, ["-m", "mnemara", "run", "--no-tui", "-i", "c"], env=env,
+                          encoding="utf-8", timeout=30, dimensions=(40, 120))
+    child.expect("you>")
+    child.sendline("/compress 4")
+    child.expect(r"the model is writing a summary.*\(Ctrl\+C cancels it\)")
+    deadline = time.monotonic() + 30
+    while not summary_asked(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.sendintr()
+    child.expect("summary cancelled; nothing changed")
+    child.expect("you>")  # the REPL is still there
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    from mnemara.store import TurnStore
+    with TurnStore(instance.turns_path) as store:
+        assert store.archived_count() == 0 and len(store.window()) == len(ROWS)
+
+
 def test_repl_off_a_terminal_takes_the_next_line_as_the_answer(fake_cli_env: dict[str, str],
                                                                tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,3 +171,44 @@ async def test_tui_dialog_of_a_long_summary_fits_80x24(tui) -> None:
             region = app.screen.query_one(part).region
             assert region.bottom <= 24 and region.right <= 80, (part, region)
         assert app.screen.query_one("#compress-summary").max_scroll_y > 0
+
+
+def summary_asked(tmp_path: Path) -> bool:
+    """The fake CLI has received the summary request (it is now 'writing')."""
+    from tests.fakes.fake_cli import read_log
+    log = tmp_path / "fake" / "fake_cli_log.jsonl"
+    return log.exists() and any(e.get("stdin", {}).get("type") == "user" for e in read_log(log))
+
+
+@pytest.mark.parametrize("how", ["ctrl+c", "/stop"])
+async def test_tui_stays_responsive_while_the_summary_is_written_and_cancel_changes_nothing(
+        tui, tmp_path: Path, how: str) -> None:
+    from mnemara.ui.tui.compress_screen import CompressScreen
+    from mnemara.ui.tui.widgets import PromptInput
+    app = tui([[{"sleep": 60}, {"text": SUMMARY}]])  # a model that takes its time
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot)
+        before = app.engine.store.sendable_renderings()
+        await send(pilot, "/compress 4")
+        await wait_for(pilot, lambda: summary_asked(tmp_path))
+        assert "Ctrl+C or /stop cancels it" in chat_text(app)
+        # keys still reach the input box while the model writes
+        prompt = app.query_one(PromptInput)
+        await pilot.press(*"draft")
+        await wait_for(pilot, lambda: prompt.text == "draft")
+        if how == "ctrl+c":
+            await pilot.press("ctrl+c")
+        else:
+            prompt.load_text("/stop")
+            await pilot.press("enter")
+        await wait_for(pilot, lambda: "summary cancelled; nothing changed" in chat_text(app))
+        await wait_for(pilot, lambda: not app.turn_running)
+        assert not isinstance(app.screen, CompressScreen) and app.is_running
+        assert app.engine.store.sendable_renderings() == before
+        assert app.engine.store.archived_count() == 0
+        assert chat_text(app).count("summary cancelled") == 1
+        if how == "/stop":  # it says what it stops: a summary, not a turn with a partial reply
+            assert "stopping the summary" in chat_text(app)
+            assert "partial reply" not in chat_text(app)
+        if how == "ctrl+c":
+            assert prompt.text == "draft"  # what was typed meanwhile is still there

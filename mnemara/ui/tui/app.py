@@ -243,11 +243,13 @@ class MnemaraApp(App[int]):
         self.start_turn(self.engine.run(line))
 
     async def run_command(self, line: str) -> None:
-        cmd, _, _ = parse(line)
-        if cmd is not None and cmd.name == "compress" and parse(line)[1].lower()[:4] != "undo":
+        from ..compress_command import WRITING, writes_summary
+        if writes_summary(line):
             # the summary takes a model query (seconds): say so now, not when it is done
-            await self.add_notice("info", "the model is writing a summary; you see it before "
-                                          "anything changes")
+            await self.add_notice("info", WRITING.format(cancel="Ctrl+C or /stop"))
+            self.start_summary(line)
+            return
+        cmd, _, _ = parse(line)
         # command output is wrapped to the chat's width (its border and padding take 6 columns)
         outcome = await dispatch(self.engine, line, width=max(40, self.size.width - 6))
         if outcome.quit:
@@ -325,6 +327,25 @@ class MnemaraApp(App[int]):
         prompt.load_text(f"/{name} ")
         prompt.move_cursor(prompt.document.end)
         prompt.focus()
+
+    # --- a /compress summary -------------------------------------------------------------------
+    def start_summary(self, line: str) -> None:
+        """/compress: the summary is a model query (seconds), so it runs in a worker as a turn
+        does: keys keep reaching the input box, and Ctrl+C or /stop cancels it (nothing changes)."""
+        self.turn_running = True
+        self._interrupts = 0
+        self.refresh_bindings()
+        self.refresh_status()
+        self.run_worker(self._summarize(line), group="turn", exit_on_error=False)
+
+    async def _summarize(self, line: str) -> None:
+        from .compress_screen import summarize
+        try:
+            await summarize(self, line, width=max(40, self.size.width - 6))
+        finally:
+            self.turn_running = False
+            self.refresh_bindings()
+            self.refresh_status()
 
     # --- a turn ------------------------------------------------------------------------------
     def start_turn(self, events: AsyncIterator[Any]) -> None:

@@ -2,7 +2,8 @@
 
 The screen shows `Proposal.preview()` (the summary, which turns it covers, the quotation check)
 and is dismissed with True (Keep, y) or False (Discard, n, Esc); the app then answers through
-`compress_command.answer`, the same path the REPL's y/n takes.
+`compress_command.answer`, the same path the REPL's y/n takes. `summarize` runs the command
+itself, in the app's worker: the TUI stays responsive while the model writes.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class CompressScreen(ModalScreen[bool]):
             with VerticalScroll(id="compress-summary"):
                 yield Static(Text(inert(self.proposal.preview())), id="compress-text")
             with Horizontal(id="compress-buttons"):
-                yield Button("Keep [y]", id="compress-keep", variant="primary")
-                yield Button("Discard [n]", id="compress-discard", variant="error")
+                # Text, not a markup string: "[y]" would be read as a style tag and vanish
+                yield Button(Text("Keep [y]"), id="compress-keep", variant="primary")
+                yield Button(Text("Discard [n]"), id="compress-discard", variant="error")
             yield Static(Text("y keep (the turns go to the archive) · n / Esc discard (nothing "
                               "changes)"), id="compress-help")
 
@@ -92,3 +94,14 @@ def confirm_compress(app: Any, proposal: "Proposal") -> None:
         app.query_one(PromptInput).focus()
 
     app.push_screen(CompressScreen(proposal), closed)
+
+
+async def summarize(app: Any, line: str, *, width: int) -> None:
+    """Run `/compress ...` (the app runs this in a worker, so the TUI stays responsive while the
+    model writes): the summary opens the dialog; a refusal or a cancel is one line."""
+    from ..commands import dispatch
+    outcome = await dispatch(app.engine, line, width=width)
+    if outcome.view == "compress":
+        confirm_compress(app, outcome.data["proposal"])
+    elif outcome.text:
+        await app.add_notice(outcome.kind, outcome.text)
