@@ -269,6 +269,7 @@ def _retry(engine: "TurnEngine", arg: str) -> Outcome:
 from . import session_commands  # noqa: E402,F401  (/role_doc /name /export /import /stop /edit /regen)
 from . import compress_command  # noqa: E402,F401  (/compress)
 from . import slot_command  # noqa: E402,F401  (/slot)
+from . import memory_command  # noqa: E402,F401  (/memory)
 
 
 @command("quit", "/quit", "Leave mnemara (everything is already saved).")

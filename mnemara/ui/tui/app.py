@@ -8,8 +8,8 @@ while a reply streams: text deltas are buffered and painted on a short timer.
 Keys: Enter sends · Ctrl+J inserts a newline (Shift+Enter and Alt+Enter too, in terminals that
 report them: kitty, WezTerm, foot, Ghostty, iTerm2 with CSI u) · Up/Down on the first/last line
 walk the history · Tab completes a slash command · PgUp/PgDn scroll the chat · Ctrl+L clears the
-screen (never the window) · Ctrl+C interrupts a running turn and quits when idle · Ctrl+P opens
-the command palette · Esc closes dialogs.
+screen (never the window) · Ctrl+O opens the memory browser · Ctrl+C interrupts a running turn
+and quits when idle · Ctrl+P opens the command palette · Esc closes dialogs.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ KEYS = (("Enter", "send the message"),
         ("Tab", "complete a /command"),
         ("PgUp / PgDn", "scroll the chat"),
         ("Ctrl+L", "clear the screen (the window is kept)"),
+        ("Ctrl+O", "memory browser (as /memory)"),
         ("Ctrl+C", "interrupt a running turn; quit when idle"),
         ("Ctrl+P", "command palette"),
         ("Esc", "close a dialog; back to the input"))
@@ -98,6 +99,7 @@ class MnemaraApp(App[int]):
         Binding("ctrl+c", "interrupt", "Interrupt", priority=True, key_display="^c"),
         Binding("ctrl+c", "quit_idle", "Quit", priority=True, key_display="^c"),
         Binding("ctrl+l", "clear_screen", "Clear screen", key_display="^l"),
+        Binding("ctrl+o", "memory", "Memory", key_display="^o"),
         Binding("escape", "focus_prompt", "Back to input", show=False),
     ]
 
@@ -269,6 +271,12 @@ class MnemaraApp(App[int]):
         elif outcome.view == "compress":  # the summary in a dialog: kept only on "y"
             from .compress_screen import confirm_compress
             confirm_compress(self, outcome.data["proposal"])
+        elif outcome.view == "memory":  # /memory [QUERY]: the memory browser (on those hits)
+            from .memory_screen import open_memory
+            open_memory(self, outcome.data)
+        elif outcome.view == "proposals":  # /proposals: the review screen, one key per decision
+            from .proposals_screen import open_review
+            open_review(self, outcome.data["proposals"])
         elif outcome.text and outcome.kind == "info":
             if cmd is not None and cmd.name == "help":  # the same registry, laid out as a table
                 await self.add(CommandOutput(help_table(), text=outcome.text))
@@ -517,6 +525,11 @@ class MnemaraApp(App[int]):
 
     def action_quit_idle(self) -> None:
         self.exit(0)
+
+    async def action_memory(self) -> None:
+        """Ctrl+O: the memory browser, as /memory opens it (from the chat, not over a dialog)."""
+        if len(self.screen_stack) == 1:
+            await self.run_command("/memory")
 
     async def action_clear_screen(self) -> None:
         """Ctrl+L: empty the chat log on screen. The window (what the model sees) is untouched."""
