@@ -455,3 +455,6 @@ def search(instance_name: str, query: tuple[str, ...], limit: int, as_json: bool
 from . import cli_memory  # noqa: E402,F401  (registers the memory commands)
 from . import cli_ops  # noqa: E402,F401  (registers doctor, backup, restore)
 from . import cli_slots  # noqa: E402,F401  (registers `mnemara slot`)
+from . import cli_graph  # noqa: E402,F401  (registers `mnemara graph`)
+from . import cli_replay  # noqa: E402,F401  (registers `mnemara replay`)
+from . import cli_proposals  # noqa: E402,F401  (registers `mnemara proposals`)

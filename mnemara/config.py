@@ -274,10 +274,19 @@ FIELDS: tuple[Field, ...] = (
           "Most characters one slot (a named block the model always sees) may hold."),
     Field("slots_max_tokens", 2000, _int_range(100, 200_000),
           "Most estimated tokens all slots together may take in the window (their `<slots>` block)."),
-    Field("graph_enabled", True, _bool, "Use the Kuzu property graph."),
+    Field("graph_enabled", True, _bool,
+          "Keep the knowledge graph (ladybug, in graph/) and offer the graph_* tools. false: no graph."),
+    Field("graph_allow_write_queries", False, _bool,
+          "Let graph_query run Cypher that changes the graph. false: it runs on a read-only handle."),
+    Field("graph_recall_weight", 0.3, _fraction,
+          "How far (0..1) a hit linked in the graph to an entity the message names moves up in "
+          "recall. 0: the graph is no recall signal."),
     Field("replay_default_days", 7, _int_range(1, 3650), "Days of memory `mnemara replay` reads by default."),
     Field("replay_default_threshold", 3, _int_range(2, 1000),
           "Fewest similar notes that make a pattern in replay."),
+    Field("replay_model", "claude-haiku-4-5", _str,
+          "Model that drafts proposal bodies and fact atoms for `mnemara replay --synthesize`. "
+          "\"\": the instance's model."),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 

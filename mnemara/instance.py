@@ -61,7 +61,11 @@ class Instance:
     @property
     def index_dir(self) -> Path: return self.root / "index"
     @property
-    def proposals_dir(self) -> Path: return self.root / "role_proposals"
+    def proposals_dir(self) -> Path: return self.root / "proposals"  # replay/proposals.py
+    @property
+    def legacy_proposals_dir(self) -> Path: return self.root / "role_proposals"  # before 0.4
+    @property
+    def graph_dir(self) -> Path: return self.root / "graph"  # graph/ (ladybug database, lock)
     @property
     def debug_log_path(self) -> Path: return self.root / "debug.log"
     @property

@@ -165,7 +165,9 @@ def format_hit(hit: SearchHit | Any) -> str:
         where = f"{hit.source:<8}#{hit.turn_id}"
         role = ROLE_LABEL.get(hit.role, hit.role)
         return f"{where:<24}  {hit.created_at}  {role:<10}{one_line(hit.snippet, 100)}"
-    where = one_line(f"memory  {hit.path.name}:{hit.line}", 200)
+    # A note replay archived is shown where it is now: "memory archive/2026-04-27.md:3".
+    name = f"archive/{hit.path.name}" if hit.path.parent.name == "archive" else hit.path.name
+    where = one_line(f"memory  {name}:{hit.line}", 200)
     return f"{where:<24}  {hit.at}  {one_line(hit.category, 40):<10}{one_line(hit.body, 80)}"
 
 

@@ -590,19 +590,25 @@ BY_NAME = {
     "redact": ["redact"],
     "slot list": ["slot", "list"], "slot show": ["slot", "show", "x"],
     "slot set": ["slot", "set", "x", "y"], "slot undo": ["slot", "undo", "x"],
+    "proposals list": ["proposals", "list"], "proposals reject": ["proposals", "reject", "p1"],
+    "graph stats": ["graph", "stats"], "graph show": ["graph", "show", "person:x"],
+    "graph export": ["graph", "export"],
+    "replay": ["replay"], "replay --apply": ["replay", "--apply"],
 }
 NEED_EXISTING = ["show", "show --json", "clear", "clear --purge", "delete", "role", "role --set",
                  "search", "recall", "reindex", "wiki list", "wiki show", "wiki edit",
                  "doctor", "backup", "export", "redact", "slot list", "slot show", "slot set",
-                 "slot undo"]
+                 "slot undo", "proposals list", "proposals reject", "graph stats", "graph show",
+                 "graph export", "replay", "replay --apply"]
 # delete is left out on purpose: `delete --force` is how a user gets rid of a broken instance.
 READ_CONFIG = ["show", "show --json", "show --prompt", "clear", "clear --purge", "role",
                "role --set", "note", "search", "run", "ask", "recall", "reindex", "wiki list",
                "wiki show", "wiki edit", "import", "export", "redact", "slot list", "slot show",
-               "slot set", "slot undo"]
+               "slot set", "slot undo", "proposals list", "proposals reject", "graph stats",
+               "graph show", "graph export", "replay", "replay --apply"]
 READ_STORE = ["show", "show --json", "show --prompt", "clear", "clear --purge", "search", "recall",
               "reindex", "backup", "export", "redact", "slot list", "slot show", "slot set",
-              "slot undo"]
+              "slot undo", "graph stats", "graph show", "graph export", "replay", "replay --apply"]
 
 
 def test_the_failure_matrix_covers_every_command_with_an_instance_option():

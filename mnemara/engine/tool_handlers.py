@@ -6,7 +6,6 @@ applied), and returns the text the model sees. A failure the model can act on is
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config
-from ..fsutil import PRIVATE_FILE, atomic_write_text, ensure_private_dir
 from ..instance import Instance
 from ..store.turns import Turn, TurnStore
 from ..claude_tools import summarize_tool_call
@@ -83,51 +81,30 @@ def propose_role_amendment(ctx: ToolContext, args: dict[str, Any]) -> str:
     text, rationale, severity = args["text"].strip(), args["rationale"].strip(), args["severity"]
     if not text:
         raise ToolError("the proposed text is empty")
-    now = datetime.now(timezone.utc)
-    body = (f"# Proposed role amendment\n\n"
-            f"- proposed: {now.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
-            f"- severity: {severity}\n"
-            f"- rationale: {' '.join(rationale.split()) or '(none given)'}\n\n"
-            f"## Proposed text\n\n{text}\n\n"
-            "---\n"
-            "Proposed by the model for the user to review. Nothing is applied automatically: "
-            "`mnemara role` changes nothing by itself; edit the role doc to adopt it.\n")
+    # One proposal store for replay and the model (mnemara/replay/proposals.py): the user reviews
+    # both with `mnemara proposals` / `/proposals`. The text is the identity, so the same
+    # amendment is stored once, and one the user rejected is never proposed again.
+    from ..replay.proposals import ProposalSource, ProposalStore, model_amendment
+    store = ProposalStore(ctx.instance)
+    sources = [ProposalSource(f"turn:{t.id}", "turn", f"turn {t.id}", t.created_at,
+                              " ".join(t.text.split())[:300])
+               for t in ctx.store.window()[-2:] if t.text.strip()]
+    proposal = model_amendment(
+        text, f"severity {severity}: {' '.join(rationale.split()) or '(no rationale given)'}",
+        sources)
     try:
-        directory = ensure_private_dir(ctx.instance.proposals_dir)
-        path = _reserve(directory, f"{now.strftime('%Y%m%dT%H%M%SZ')}_{slug(text)}", ".md")
+        added = store.add(proposal)
     except OSError as exc:
-        raise ToolError(f"could not create the proposal file: {exc}") from None
-    try:
-        atomic_write_text(path, body)  # replaces the empty placeholder we just reserved
-    except OSError as exc:
-        path.unlink(missing_ok=True)
         raise ToolError(f"could not write the proposal: {exc}") from None
-    ctx.notify("info", f"role amendment proposed ({severity}): {_shown(ctx, path)}")
-    return f"Proposal saved to {_shown(ctx, path)} for the user to review; nothing was applied."
-
-
-def slug(text: str, limit: int = 40) -> str:
-    """`lower-case-words-of-the-text`, cut at a word boundary to at most `limit` characters."""
-    out = ""
-    for word in re.findall(r"[a-z0-9]+", text.lower()):
-        candidate = f"{out}-{word}" if out else word
-        if len(candidate) > limit:
-            out = out or word[:limit]
-            break
-        out = candidate
-    return out or "amendment"
-
-
-def _reserve(directory: Path, stem: str, suffix: str) -> Path:
-    """Create an empty `stem.md` (or `stem-2.md`, ...) that did not exist; O_EXCL never overwrites."""
-    for n in range(1, 1000):
-        path = directory / f"{stem}{'' if n == 1 else f'-{n}'}{suffix}"
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
-            return path
-        except FileExistsError:
-            continue
-    raise ToolError(f"too many proposals named {stem}{suffix}")
+    if not added:
+        decided = next((p for p in store.list() if p.fingerprint == proposal.fingerprint), None)
+        status = decided.status if decided else "pending"
+        return (f"This amendment was proposed before (proposal {proposal.id}, {status}); "
+                "nothing new was saved.")
+    ctx.notify("info", f"role amendment proposed ({severity}): proposal {proposal.id}; "
+                       f"review it with /proposals")
+    return (f"Proposal {proposal.id} saved for the user to review (`mnemara proposals`, "
+            "/proposals); nothing was applied.")
 
 
 # --- the window --------------------------------------------------------------------------------

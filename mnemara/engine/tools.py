@@ -53,6 +53,7 @@ FEATURES: dict[str, Callable[[Any], bool]] = {
     "memory": lambda config: bool(config.rag_enabled),
     "slots": lambda config: True,
     "window_tuning": lambda config: bool(config.model_may_tune_window),
+    "graph": lambda config: bool(config.graph_enabled),
 }
 
 
@@ -97,8 +98,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "propose_role_amendment",
         "Propose a change to your role document (your system prompt) when you notice a standing "
-        "instruction is missing, wrong or keeps causing mistakes. The proposal is saved to a file "
-        "for the user to review; nothing is applied automatically. Returns the proposal's path.",
+        "instruction is missing, wrong or keeps causing mistakes. The proposal is saved for the "
+        "user to review; nothing is applied automatically. Returns the proposal's id.",
         _args(("text", "rationale", "severity"),
               text={"type": "string", "minLength": 1,
                     "description": "The exact text to add to or change in the role document."},
@@ -317,3 +318,4 @@ def build_sdk_server(ctx: ToolContext) -> "McpSdkServerConfig":
 from ..memory import tools as _memory_tools  # noqa: E402,F401
 from ..memory import slot_tools as _slot_tools  # noqa: E402,F401
 from . import window_tools as _window_tools  # noqa: E402,F401
+from ..graph import tools as _graph_tools  # noqa: E402,F401

@@ -368,6 +368,7 @@ class TurnEngine:
                 return None
             try:
                 report = self.memory.drain()
+                self.memory.feed_graph()  # the graph's queue (auto-edges): one bounded batch
             finally:
                 lock.release()
             self.stats.memory = self.memory.status()

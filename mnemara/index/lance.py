@@ -179,6 +179,26 @@ class MemoryIndex:
         if ids:
             self._table.update(where=_col("id").isin(list(ids)), values={"superseded": bool(flag)})
 
+    def relocate(self, places: dict[str, tuple[str, int]]) -> list[str]:
+        """Record that atoms moved (notes replay archived): their new `source` and `line`, in one
+        write, vectors and full-text entries kept (nothing is embedded again). Returns the ids
+        found and moved."""
+        if not places:
+            return []
+        with_vec = "vector" in self._table.schema.names
+        rows = (self._table.search().where(_col("id").isin(list(places)))
+                .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
+                .limit(None).to_arrow())
+        atoms = [Atom(**{**a.__dict__, "source": places[a.id][0], "line": places[a.id][1]})
+                 for a in _atoms(rows)]
+        if not atoms:
+            return []
+        vectors = rows.column("vector").to_pylist() if with_vec else None
+        batch = self._arrow(atoms, vectors, rows.column("search_text").to_pylist())
+        (self._table.merge_insert("id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
+        return [a.id for a in atoms]
+
     def get(self, ids: Sequence[str]) -> list[Atom]:
         """The atoms with these ids, in the order asked (unknown ids skipped)."""
         if not ids:
@@ -469,6 +489,44 @@ class MemoryIndex:
                 .select([*COLUMNS, *(["vector"] if with_vec else [])]).limit(None).to_arrow())
         vecs = rows.column("vector").to_pylist() if with_vec else [None] * rows.num_rows
         return {a.turn_id: (a, v) for a, v in zip(_atoms(rows), vecs) if a.turn_id is not None}
+
+
+# -- read-only access ----------------------------------------------------------------------------
+
+@dataclass
+class StoredRows:
+    """Atoms the index holds (by id), their vectors when they have one, and the embedder
+    those vectors were made with (None: the index records none)."""
+
+    atoms: dict[str, Atom]
+    vectors: dict[str, Any]
+    embedder: str | None
+
+
+def read_rows(directory: Path, ids: Collection[str], *, vectors: bool = True) -> StoredRows:
+    """The stored rows for `ids`, read without opening a `MemoryIndex`: nothing is created,
+    migrated or written (replay's dry run reads the index this way). A missing index is empty."""
+    directory = Path(directory)
+    meta = _read_meta(directory)
+    empty = StoredRows({}, {}, meta.get("embedder"))
+    if not ids or not (directory / f"{TABLE}.lance").is_dir():
+        return empty
+    os.environ.setdefault("LANCE_LOG", "error")
+    import lancedb
+    table = lancedb.connect(str(directory)).open_table(TABLE)
+    with_vec = vectors and "vector" in table.schema.names
+    out = StoredRows({}, {}, empty.embedder)
+    wanted = list(ids)
+    for start in range(0, len(wanted), WRITE_BATCH):
+        rows = (table.search().where(_col("id").isin(wanted[start:start + WRITE_BATCH]))
+                .select([*COLUMNS, *(["vector"] if with_vec else [])]).limit(None).to_arrow())
+        found = _atoms(rows)
+        vecs = rows.column("vector").to_pylist() if with_vec else [None] * len(found)
+        for atom, vec in zip(found, vecs):
+            out.atoms[atom.id] = atom
+            if vec is not None:
+                out.vectors[atom.id] = vec
+    return out
 
 
 # -- module helpers ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ..fsutil import atomic_output, ensure_private_dir, open_flocked
 
@@ -139,12 +139,14 @@ def parse_notes(path: Path) -> Iterator[Note]:
         yield Note(path, current[0], current[1], "\n".join(body).strip(), current[2])
 
 
-def search_notes(memory_dir: Path, query: str, limit: int = 20) -> list[Note]:
-    """Notes containing every word of `query` (case-insensitive), newest first."""
+def search_notes(memory_dir: Path, query: str, limit: int = 20, *,
+                 also: Iterable[Note] = ()) -> list[Note]:
+    """Notes containing every word of `query` (case-insensitive), newest first; `also`: more
+    notes to search (the archived ones, which `iter_notes` leaves out)."""
     words = [w.lower() for w in re.findall(r"\w+", query)]
     if not words:
         return []
-    hits = [n for n in iter_notes(memory_dir)
+    hits = [n for n in (*iter_notes(memory_dir), *also)
             if all(w in f"{n.category}\n{n.body}".lower() for w in words)]
     hits.sort(key=lambda n: n.at, reverse=True)
     return hits[:limit]

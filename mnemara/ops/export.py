@@ -15,11 +15,18 @@ Two formats:
        "archived_at": "...Z" | null, "archive_reason": "budget" | null}
       {"type": "note", "file": "2026-05-01.md", "line": 14, "at": "2026-05-01T10:00:00+00:00",
        "category": "insight", "text": "..."}
+      {"type": "archived_note", "file": "2026-05-01.md", "line": 3, "at": "...", "category": "...",
+       "text": "...", "id": "note:2026-05-01.md:20", "kept": "note:2026-05-01.md:14",
+       "archived_on": "2026-05-07"}   (a near-duplicate replay moved to memory/archive/: "file"
+       and "line" place it there, "id" is the id it keeps; memory/archive.py)
       {"type": "wiki", "slug": "deploy/staging", "updated_at": "...Z", "text": "...whole page..."}
       {"type": "entry", "atom": {...a manual index entry (rag_index) as stored...}}
       {"type": "superseded", "atom_id": "...", "by_id": "...", "reason": "..." | null, "at": "...Z"}
       {"type": "slot", "id": 3, "name": "current_task", "text": "...", "action": "set",
        "author": "model" | "user", "reverts": null, "created_at": "...Z"}   (every slot version)
+      {"type": "graph", "graph": {"format": "mnemara-graph", "version": 1, "nodes": [...],
+       "edges": [...]}}   (what the model added to the knowledge graph, if anything: ops/graph.py)
+      {"type": "proposal", "proposal": {...proposals/<id>.json as stored...}}   (ops/proposals.py)
 
   Records come in that order (turns by id). Non-ASCII text is written as is, except characters a
   terminal would obey or that would hide text (controls, bidi overrides), which are `\\uXXXX`
@@ -57,6 +64,7 @@ FORMATS = ("jsonl", "md")
 TURN_KEYS = ("type", "id", "where", "role", "created_at", "status", "pinned", "model", "usage",
              "cost_usd", "blocks", "archived_at", "archive_reason")
 NOTE_KEYS = ("type", "file", "line", "at", "category", "text")
+ARCHIVED_NOTE_KEYS = (*NOTE_KEYS, "id", "kept", "archived_on")
 WIKI_KEYS = ("type", "slug", "updated_at", "text")
 ENTRY_KEYS = ("type", "atom")
 SUPERSEDED_KEYS = ("type", "atom_id", "by_id", "reason", "at")
@@ -156,10 +164,15 @@ def iter_records(instance: "Instance", config: "Config", *, exported_at: str,
             finally:
                 conn.execute("COMMIT")
     yield from _note_records(instance, redactor)
+    yield from _archived_note_records(instance, redactor)
     yield from _wiki_records(instance, redactor)
     yield from entries
     yield from superseded
     yield from slots
+    from .graph import export_records  # the knowledge graph, when on: {"type": "graph", ...}
+    yield from export_records(instance, config, redactor.text if redactor.on else None)
+    from .proposals import export_records as proposal_records  # decisions travel too
+    yield from proposal_records(instance, redactor.text if redactor.on else None)
 
 
 def _turn_record(row: Any, redactor: _Redactor) -> dict[str, Any]:
@@ -175,6 +188,16 @@ def _note_records(instance: "Instance", redactor: _Redactor) -> Iterator[dict[st
     for note in iter_notes(instance.memory_dir):
         yield {"type": "note", "file": note.path.name, "line": note.line, "at": note.at,
                "category": note.category, "text": redactor.text(note.body)}
+
+
+def _archived_note_records(instance: "Instance", redactor: _Redactor) -> Iterator[dict[str, Any]]:
+    """The notes replay archived (still searchable, so they travel with the rest of memory)."""
+    from ..memory.archive import iter_archived
+    for entry in iter_archived(instance.memory_dir):
+        note = entry.note
+        yield {"type": "archived_note", "file": note.path.name, "line": note.line, "at": note.at,
+               "category": note.category, "text": redactor.text(note.body),
+               "id": entry.original_id, "kept": entry.kept_id, "archived_on": entry.on}
 
 
 def _wiki_records(instance: "Instance", redactor: _Redactor) -> Iterator[dict[str, Any]]:
@@ -269,8 +292,10 @@ def markdown(records: Iterator[dict[str, Any]]) -> Iterator[str]:
     wiki pages and index entries."""
     section = None
     titles = {"turn": "## Conversation (archive, then the window)", "note": "## Memory notes",
+              "archived_note": "## Archived notes (near-duplicates, kept by another note)",
               "wiki": "## Wiki pages", "entry": "## Index entries", "superseded": "## Corrections",
-              "slot": "## Slots (every version)"}
+              "slot": "## Slots (every version)", "graph": "## Knowledge graph",
+              "proposal": "## Proposals"}
     for record in records:
         kind = record["type"]
         if kind == "header":
@@ -343,6 +368,11 @@ def _md_note(r: dict[str, Any]) -> str:
     return f"\n### memory/{r['file']}:{r['line']} · {r['at']} · {r['category']}\n\n{r['text']}\n"
 
 
+def _md_archived_note(r: dict[str, Any]) -> str:
+    return (f"\n### memory/archive/{r['file']}:{r['line']} · {r['at']} · {r['category']} · "
+            f"was {r['id']}, kept by {r['kept']} since {r['archived_on']}\n\n{r['text']}\n")
+
+
 def _md_wiki(r: dict[str, Any]) -> str:
     return f"\n### wiki/{r['slug']}.md · updated {r['updated_at']}\n\n" + _fence(r["text"], "markdown")
 
@@ -363,7 +393,19 @@ def _md_slot(r: dict[str, Any]) -> str:
     return f"\n- #{r['id']} `{r['name']}` · {r['created_at']} · {r['author']} · {what}:\n\n" + _fence(r["text"])
 
 
+def _md_graph(r: dict[str, Any]) -> str:
+    from .graph import markdown_record
+    return markdown_record(r)
+
+
+def _md_proposal(r: dict[str, Any]) -> str:
+    from .proposals import markdown_record
+    return markdown_record(r)
+
+
 _MD: dict[str, Callable[[dict[str, Any]], str]] = {
-    "turn": _md_turn, "note": _md_note, "wiki": _md_wiki, "entry": _md_entry,
+    "turn": _md_turn, "note": _md_note, "archived_note": _md_archived_note, "wiki": _md_wiki, "entry": _md_entry,
     "superseded": _md_superseded, "slot": _md_slot,
+    "graph": _md_graph,
+    "proposal": _md_proposal,
 }

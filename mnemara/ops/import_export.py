@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MnemaraError
 from ..timestamps import parse_timestamp, shown as _shown
-from .export import (ENTRY_KEYS, FORMAT, HEADER_KEYS, NOTE_KEYS, SLOT_KEYS, SUPERSEDED_KEYS,
-                     TURN_KEYS, VERSION, WIKI_KEYS)
+from .export import (ARCHIVED_NOTE_KEYS, ENTRY_KEYS, FORMAT, HEADER_KEYS, NOTE_KEYS, SLOT_KEYS,
+                     SUPERSEDED_KEYS, TURN_KEYS, VERSION, WIKI_KEYS)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -52,6 +52,8 @@ STATUSES = ("pending", "complete", "failed", "interrupted")
 # A plain file name (no directory part, no control characters) ending in .md, as `iter_notes` finds.
 _NOTE_FILE = re.compile(r"[^/\\\x00-\x1f\x7f]{1,200}\.md")
 _NOTE_HEADER = re.compile(r"^## \[", re.M)
+_NOTE_ID = re.compile(r"note:(?P<file>[^/\\\s]{1,200}\.md):(?P<line>[1-9][0-9]{0,8})")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -62,10 +64,13 @@ class ExportBundle:
     header: dict[str, Any]
     turns: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    archived: list[dict[str, Any]] = field(default_factory=list)  # notes replay archived
     wiki: list[dict[str, Any]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     superseded: list[dict[str, Any]] = field(default_factory=list)
     slots: list[dict[str, Any]] = field(default_factory=list)  # every slot version, in id order
+    graph: dict[str, Any] | None = None  # the knowledge graph's export (ops/graph.py)
+    proposals: list[dict[str, Any]] = field(default_factory=list)  # ops/proposals.py records
     read_seconds: float = 0.0
 
 
@@ -144,6 +149,11 @@ def _check_turn(r: dict[str, Any], seen: set[int]) -> None:
 
 def _check_note(r: dict[str, Any]) -> None:
     _keys(r, NOTE_KEYS)
+    _check_note_fields(r)
+
+
+def _check_note_fields(r: dict[str, Any]) -> None:
+    """The fields a note record and an archived note record share."""
     _str(r, "file")
     if not _NOTE_FILE.fullmatch(r["file"]):
         raise ValueError(f"note file {_shown(r['file'])} is not a plain name ending in .md")
@@ -156,6 +166,22 @@ def _check_note(r: dict[str, Any]) -> None:
     if len(r["category"].splitlines()) > 1:
         raise ValueError("a note category is one line")
     _str(r, "text")
+
+
+def _check_archived_note(r: dict[str, Any]) -> None:
+    """A note in `memory/archive/<file>`: a note record, plus the id it keeps (a note of the day
+    file of the same name), the note that kept it and the day it was archived."""
+    _keys(r, ARCHIVED_NOTE_KEYS)
+    _check_note_fields(r)
+    for key in ("id", "kept", "archived_on"):
+        _str(r, key, nonempty=True)
+    m = _NOTE_ID.fullmatch(r["id"])
+    if not m or m["file"] != r["file"]:
+        raise ValueError(f"archived note id {_shown(r['id'])} is not a note of {_shown(r['file'])}")
+    if not _NOTE_ID.fullmatch(r["kept"]):
+        raise ValueError(f"\"kept\" {_shown(r['kept'])} is not a note id")
+    if not _DAY.fullmatch(r["archived_on"]):
+        raise ValueError(f"\"archived_on\" {_shown(r['archived_on'])} is not a YYYY-MM-DD date")
 
 
 def _check_wiki(r: dict[str, Any]) -> None:
@@ -213,6 +239,8 @@ def parse_export(data: bytes, name: str) -> ExportBundle:
     bundle: ExportBundle | None = None
     turn_ids: set[int] = set()
     places: set[tuple[str, int]] = set()
+    archived_places: set[tuple[str, int]] = set()
+    archived_ids: set[str] = set()
     slugs: set[str] = set()
     entry_ids: set[str] = set()
     slot_ids: set[int] = set()
@@ -242,6 +270,15 @@ def parse_export(data: bytes, name: str) -> ExportBundle:
                     raise ValueError(f"two notes at {record['file']}:{record['line']}")
                 places.add(place)
                 bundle.notes.append(record)
+            elif kind == "archived_note":
+                _check_archived_note(record)
+                place = (record["file"], record["line"])
+                if place in archived_places or record["id"] in archived_ids:
+                    raise ValueError(f"two archived notes at archive/{record['file']}:"
+                                     f"{record['line']} or with the id {record['id']}")
+                archived_places.add(place)
+                archived_ids.add(record["id"])
+                bundle.archived.append(record)
             elif kind == "wiki":
                 _check_wiki(record)
                 if record["slug"] in slugs:
@@ -260,6 +297,18 @@ def parse_export(data: bytes, name: str) -> ExportBundle:
             elif kind == "slot":
                 _check_slot(record, slot_ids)
                 bundle.slots.append(record)
+            elif kind == "graph":
+                from .graph import check_record
+                if bundle.graph is not None:
+                    raise ValueError("a second graph record (an export holds one)")
+                check_record(record)
+                bundle.graph = record["graph"]
+            elif kind == "proposal":
+                from .proposals import check_record as check_proposal
+                pid = check_proposal(record).id
+                if any(r["proposal"]["id"] == pid for r in bundle.proposals):
+                    raise ValueError(f"proposal {pid} appears twice")
+                bundle.proposals.append(record)
             else:
                 raise ValueError(f"unknown record type {_shown(kind)}")
         except json.JSONDecodeError as exc:
@@ -270,6 +319,7 @@ def parse_export(data: bytes, name: str) -> ExportBundle:
     if bundle is None:
         raise MnemaraError(f"{name} holds no export header; nothing was imported")
     _check_note_layout(bundle.notes, name)
+    _check_note_layout(bundle.archived, name, extra=1)  # each block ends with its marker line
     return bundle
 
 
@@ -292,8 +342,9 @@ def note_body(text: str) -> str:
     return _NOTE_HEADER.sub(r"\\## [", "\n".join(text.splitlines()).strip())
 
 
-def _check_note_layout(notes: list[dict[str, Any]], name: str) -> None:
-    """Notes of one file must not overlap: each starts after the lines of the one before."""
+def _check_note_layout(notes: list[dict[str, Any]], name: str, extra: int = 0) -> None:
+    """Notes of one file must not overlap: each starts after the lines of the one before (and
+    after the `extra` lines each one is followed by)."""
     cursor: dict[str, tuple[int, int]] = {}
     for note in sorted(notes, key=lambda n: (n["file"], n["line"])):
         end, line = cursor.get(note["file"], (1, 0))
@@ -301,7 +352,8 @@ def _check_note_layout(notes: list[dict[str, Any]], name: str) -> None:
             raise MnemaraError(f"{name}: the note at {note['file']}:{note['line']} overlaps the "
                                f"one at line {line}; nothing was imported")
         body = note_body(note["text"])
-        cursor[note["file"]] = (note["line"] + 1 + (len(body.split("\n")) if body else 0), note["line"])
+        cursor[note["file"]] = (note["line"] + 1 + extra + (len(body.split("\n")) if body else 0),
+                                note["line"])
 
 
 # -- the target must be empty -----------------------------------------------------------------------
@@ -323,7 +375,8 @@ def check_empty(instance: "Instance") -> None:
             held.append(f"{entries:,} index entr{'ies' if entries != 1 else 'y'}")
         if slots:
             held.append(f"{slots:,} slot version{'s' if slots != 1 else ''}")
-    notes = sum(1 for _ in iter_notes(instance.memory_dir))
+    from ..memory.archive import archived_ids
+    notes = sum(1 for _ in iter_notes(instance.memory_dir)) + len(archived_ids(instance.memory_dir))
     if notes:
         held.append(f"{notes:,} note{'s' if notes != 1 else ''}")
     pages = len(Wiki(instance.wiki_dir).list())
@@ -345,10 +398,25 @@ def _stage(instance: "Instance", config: "Config", bundle: ExportBundle) -> Path
     files: dict[str, list[dict[str, Any]]] = {}
     for note in bundle.notes:
         files.setdefault(note["file"], []).append(note)
+    # A day file keeps the (blank) lines its archived notes had, so no note appended to it
+    # later takes the id an archived note keeps (memory/archive.py).
+    ends: dict[str, int] = {}
+    for note in bundle.archived:
+        day, line = note["id"][len("note:"):].rsplit(":", 1)
+        ends[day] = max(ends.get(day, 0), int(line) + len(note_body(note["text"]).split("\n")))
+        files.setdefault(day, [])
     if files:
         memory = ensure_private_dir(staging / "memory")
         for name, notes in files.items():
-            atomic_write_text(memory / name, _note_file(notes))
+            text = _note_file(notes) if notes else ""
+            atomic_write_text(memory / name, text + "\n" * max(0, ends.get(name, 0) - text.count("\n")))
+    archives: dict[str, list[dict[str, Any]]] = {}
+    for note in bundle.archived:
+        archives.setdefault(note["file"], []).append(note)
+    if archives:
+        folder = ensure_private_dir(staging / "memory" / "archive")
+        for name, notes in archives.items():
+            atomic_write_text(folder / name, _note_file(notes, archived=True))
     if bundle.wiki:
         wiki = ensure_private_dir(staging / "wiki")
         for page in bundle.wiki:
@@ -359,11 +427,15 @@ def _stage(instance: "Instance", config: "Config", bundle: ExportBundle) -> Path
             atomic_write_text(path, page["text"])
             stamp = timegm(strptime(page["updated_at"], "%Y-%m-%dT%H:%M:%SZ"))
             os.utime(path, (stamp, stamp))
+    from .proposals import stage_records
+    stage_records(bundle.proposals, staging)
     return staging
 
 
-def _note_file(notes: list[dict[str, Any]]) -> str:
-    """A memory file with each note's header at its recorded line (blank lines fill the gaps)."""
+def _note_file(notes: list[dict[str, Any]], *, archived: bool = False) -> str:
+    """A memory file with each note's header at its recorded line (blank lines fill the gaps);
+    `archived`: an archive file, each note followed by its marker (memory/archive.py)."""
+    from ..memory.archive import text_digest
     lines: list[str] = []
     for note in sorted(notes, key=lambda n: n["line"]):
         lines.extend([""] * (note["line"] - 1 - len(lines)))
@@ -371,6 +443,9 @@ def _note_file(notes: list[dict[str, Any]]) -> str:
         body = note_body(note["text"])
         if body:
             lines.extend(body.split("\n"))
+        if archived:
+            lines.append(f"<!-- mnemara-archived id={note['id']} kept={note['kept']} "
+                         f"sha={text_digest(body)} on={note['archived_on']} -->")
     return "\n".join(lines) + "\n\n"
 
 
@@ -378,7 +453,8 @@ def _place(instance: "Instance", staging: Path) -> list[str]:
     """Move the staged memory and wiki directories into the instance; returns files left in the
     staging directory because a file of that name appeared meanwhile (never overwritten)."""
     kept: list[str] = []
-    for sub, dest in (("memory", instance.memory_dir), ("wiki", instance.wiki_dir)):
+    for sub, dest in (("memory", instance.memory_dir), ("wiki", instance.wiki_dir),
+                      ("proposals", instance.proposals_dir)):
         src = staging / sub
         if not src.is_dir():
             continue
@@ -476,12 +552,15 @@ def _redact_memory(bundle: ExportBundle) -> None:
     """Notes, pages and entries written with `redact` on hold no secrets, whatever the export
     held (turns are stored as they are: the turn store keeps what was typed)."""
     from ..redact import redact
-    for note in bundle.notes:
+    for note in (*bundle.notes, *bundle.archived):
         note["text"] = redact(note["text"])
     for page in bundle.wiki:
         page["text"] = redact(page["text"])
     for entry in bundle.entries:
         entry["atom"]["text"] = redact(entry["atom"]["text"])
+    from .proposals import redact_record
+    for record in bundle.proposals:
+        redact_record(record, redact)
 
 
 def _insert(store: "TurnStore", config: "Config", bundle: ExportBundle) -> None:
@@ -537,6 +616,13 @@ def _insert(store: "TurnStore", config: "Config", bundle: ExportBundle) -> None:
             body = note_body(n["text"])
             if body:
                 queue(note_atom(Note(Path(n["file"]), n["at"], n["category"].strip() or "note", body, n["line"])))
+        from ..memory.archive import ArchivedNote, archived_atom, text_digest
+        for n in bundle.archived:  # searchable as before, and never recalled (their source says so)
+            body = note_body(n["text"])
+            if body:
+                note = Note(Path(n["file"]), n["at"], n["category"].strip() or "note", body, n["line"])
+                queue(archived_atom(ArchivedNote(note, n["id"], n["kept"], text_digest(body),
+                                                 n["archived_on"])))
     if config.rag_auto_index_wiki:
         for p in bundle.wiki:
             tags, body, body_line = parse_frontmatter(p["text"])

@@ -219,6 +219,10 @@ def import_turns(instance: "Instance", config: "Config", conversation: Loaded, *
         finish_interrupted_import(instance, locked=True)
         if bundle is not None:
             exported = write_export(instance, config, bundle)
+            graph_note = None
+            if bundle.graph is not None:  # model-made nodes and edges; notes' links come back too
+                from .graph import import_record
+                graph_note = import_record(instance, config, bundle.graph)
         else:
             ids, moved, before, existing = _write_conversation(instance, config, conversation)
     store_seconds = conversation.read_seconds + time.perf_counter() - started
@@ -230,6 +234,8 @@ def import_turns(instance: "Instance", config: "Config", conversation: Loaded, *
         archived = sum(1 for i in ids if i in moved)
         return ImportReport(conversation.source, len(ids), len(ids) - archived, archived,
                             len(moved & before), existing, indexed, store_seconds, index_seconds, note)
+    if graph_note:
+        note = f"{note}; {graph_note}" if note else graph_note
     if exported.kept:
         kept = (f"{len(exported.kept)} file(s) appeared in the instance during the import and "
                 f"were kept; the imported versions stay in {Path(exported.kept[0]).parent}")

@@ -35,8 +35,10 @@ def note(instance: "Instance", text: str, category: str = "note",
 
 def search(instance: "Instance", query: str, limit: int = 20, *,
            store: "TurnStore | None" = None) -> list[Any]:
-    """Full-text search over the window, the archive and the memory notes (turn hits first,
-    notes kept to a fair share when both have more than `limit`)."""
+    """Full-text search over the window, the archive and the memory notes, those replay
+    archived included (they are only kept out of automatic recall); turn hits first, notes kept
+    to a fair share when both have more than `limit`."""
+    from ..memory.archive import iter_archived
     from ..memory.notes import search_notes
     from ..store import TurnStore
     turns: list[Any] = []
@@ -45,7 +47,8 @@ def search(instance: "Instance", query: str, limit: int = 20, *,
     elif instance.turns_path.exists():
         with TurnStore(instance.turns_path, readonly=True) as own:
             turns = own.search(query, limit)
-    notes = search_notes(instance.memory_dir, query, limit)
+    notes = search_notes(instance.memory_dir, query, limit,
+                         also=(entry.note for entry in iter_archived(instance.memory_dir)))
     if len(turns) + len(notes) <= limit:
         return [*turns, *notes]
     keep_notes = min(len(notes), max(limit // 2, limit - len(turns)))

@@ -2,7 +2,8 @@
 
 Redaction on write (`mnemara/redact.py`, config `redact`) keeps new secrets out of notes and
 pages; this rewrites the ones written before it existed, with it off, or by hand (the ones
-`mnemara doctor` reports). The turn store is never touched: a turn keeps what was typed, and its
+`mnemara doctor` reports), the notes replay archived (`memory/archive/`) included. The turn
+store is never touched: a turn keeps what was typed, and its
 indexed copy is redacted when it is indexed.
 
 How the rewrite stays safe:
@@ -127,6 +128,7 @@ def _scan(instance: "Instance", report: RedactReport, *, store: "TurnStore | Non
                         atom = note_atom(note)
                         enqueue(store.conn, "upsert", atom.id, _mark(atom, superseded))
                         report.requeued += 1
+    _scan_archive(instance, report, store=store, config=config, write=write, superseded=superseded)
     wiki_dir = instance.wiki_dir
     if not wiki_dir.is_dir():
         return
@@ -141,6 +143,33 @@ def _scan(instance: "Instance", report: RedactReport, *, store: "TurnStore | Non
     # `.wiki.lock` second, so taking them the other way round here could make both wait.
     if changed_pages and store is not None and config.rag_auto_index_wiki:
         _requeue_pages(instance, store, changed_pages, superseded, report)
+
+
+def _scan_archive(instance: "Instance", report: RedactReport, *, store: "TurnStore | None",
+                  config: "Config", write: bool, superseded: set[str]) -> None:
+    """The notes replay archived (`memory/archive/`): stored and searchable like any note, so
+    redacted like one. Their index entries keep the ids they had (`memory/archive.py`)."""
+    from ..memory.archive import ARCHIVE_DIR, archived_atom, iter_archived
+    folder = instance.memory_dir / ARCHIVE_DIR
+    if folder.is_symlink():
+        report.warnings.append(f"memory/{ARCHIVE_DIR}: a link, not followed; nothing in it was rewritten")
+        return
+    for path in _note_files(folder):
+        changed = _note_file(instance, path, report, write, archive=True)
+        report.scanned += 1
+        if not (changed and store is not None and config.rag_auto_index_memory):
+            continue
+        from ..memory.notes import iter_notes
+        from ..memory.outbox import enqueue
+        from ..memory.sources import note_id
+        active = {note_id(n.path, n.line) for n in iter_notes(instance.memory_dir)}
+        with store.transaction():
+            for entry in iter_archived(instance.memory_dir):
+                if (entry.note.path.name == path.name and entry.note.line in changed
+                        and entry.original_id not in active and entry.note.body.strip()):
+                    atom = archived_atom(entry)
+                    enqueue(store.conn, "upsert", atom.id, _mark(atom, superseded))
+                    report.requeued += 1
 
 
 def _mark(atom: Any, superseded: set[str]) -> Any:
@@ -168,8 +197,11 @@ def _wiki_files(wiki_dir: Path) -> list[Path]:
     return found
 
 
-def _note_file(instance: "Instance", path: Path, report: RedactReport, write: bool) -> set[int]:
-    """Redact one note file under its flock; returns the header lines of the notes changed."""
+def _note_file(instance: "Instance", path: Path, report: RedactReport, write: bool, *,
+               archive: bool = False) -> set[int]:
+    """Redact one note file under its flock; returns the header lines of the notes changed.
+    `archive`: a file of archived notes, whose markers get the digest of the redacted text."""
+    from ..memory.archive import reseal
     from ..memory.notes import note_header_lines
     with _locked_file(path, exclusive=write) as fd:
         if fd is None:
@@ -193,7 +225,8 @@ def _note_file(instance: "Instance", path: Path, report: RedactReport, write: bo
                 found.append(Secret(rel, text.count("\n", 0, bounds[i] + start) + 1, kind))
             if secrets and owner[i]:
                 changed.add(owner[i])
-            parts.append(replace_spans(chunk, secrets, keep_lines=True))
+            redacted = replace_spans(chunk, secrets, keep_lines=True)
+            parts.append(reseal(redacted) if archive and secrets and owner[i] else redacted)
         if not found:
             return set()
         new = "".join(parts)

@@ -99,6 +99,32 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX slot_versions_name ON slot_versions (name, id);
     """,
+    # 5: the knowledge graph's outbox. Every atom queued for the index (turns, notes, wiki
+    # sections, manual entries) is queued for the graph too (by a trigger, in the write's own
+    # transaction), so a graph that is locked or damaged never fails the write:
+    # mnemara/graph/feed.py applies the queue later. graph_mentions records which atoms name
+    # which entity, so an entity becomes a node once it recurs across atoms.
+    """
+    CREATE TABLE graph_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        atom_id TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+        atom TEXT,                        -- JSON of the atom (as in index_outbox)
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_try REAL NOT NULL DEFAULT 0
+    );
+    CREATE TRIGGER index_outbox_to_graph AFTER INSERT ON index_outbox BEGIN
+        INSERT INTO graph_outbox (atom_id, op, atom) VALUES (NEW.atom_id, NEW.op, NEW.atom);
+    END;
+    CREATE TABLE graph_mentions (
+        entity TEXT NOT NULL,             -- the entity's node id, e.g. host:stg-7
+        atom_id TEXT NOT NULL,
+        props TEXT NOT NULL DEFAULT '{}', -- JSON: the atom node's properties, for when it links later
+        PRIMARY KEY (entity, atom_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX graph_mentions_atom ON graph_mentions (atom_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -218,15 +218,6 @@ async def _evict(engine: "TurnEngine", arg: str) -> Outcome:
     return await _tool(engine, "evict_turns", {"ids": _ids(arg)})
 
 
-@command("proposals", "/proposals", "List pending role-amendment proposals.")
-def _proposals(engine: "TurnEngine", arg: str) -> Outcome:
-    folder = engine.instance.proposals_dir
-    files = sorted(folder.glob("*.md")) if folder.is_dir() else []
-    if not files:
-        return Outcome("no role-amendment proposals")
-    return Outcome("\n".join(str(f) for f in files))
-
-
 @command("search", "/search QUERY", "Full-text search of the window, the archive and memory notes.")
 def _search(engine: "TurnEngine", arg: str) -> Outcome:
     from ..ops.memory import search
@@ -270,6 +261,7 @@ from . import session_commands  # noqa: E402,F401  (/role_doc /name /export /imp
 from . import compress_command  # noqa: E402,F401  (/compress)
 from . import slot_command  # noqa: E402,F401  (/slot)
 from . import memory_command  # noqa: E402,F401  (/memory)
+from . import proposals_command  # noqa: E402,F401  (/proposals)
 
 
 @command("quit", "/quit", "Leave mnemara (everything is already saved).")

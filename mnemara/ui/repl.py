@@ -67,9 +67,12 @@ class Repl:
     def banner(self) -> str:
         cfg = self.engine.config
         name = cfg.display_name or self.engine.instance.name
+        from ..ops.proposals import digest_notice  # the newest replay digest, in one line
+        digest = digest_notice(self.engine.instance, cfg)
         return (f"mnemara · {name} · {cfg.model} · role: {cfg.role_doc_path or '(none)'}\n"
                 f"{window_totals(self.engine).line()}\n"
-                "/help lists commands · Enter sends · Alt+Enter newline · Ctrl+D quits")
+                + (f"{digest}\n" if digest else "")
+                + "/help lists commands · Enter sends · Alt+Enter newline · Ctrl+D quits")
 
     async def main(self) -> int:
         self._stop = asyncio.Event()

@@ -24,7 +24,9 @@ MNEMARA_TOOLS = {f"mcp__mnemara__{name}" for name in (
     "write_memory", "propose_role_amendment", "inspect_context", "list_window", "pin_turn",
     "unpin_turn", "evict_turns", "rag_query", "rag_index", "read_turns", "wiki_read", "wiki_write",
     "wiki_list", "update_memory", "tune_window", "mark_segment", "evict_segment", "evict_last",
-    "strip_tool_output", "list_pinned", "log_choice", "slot_set", "slot_append", "slot_clear")}
+    "strip_tool_output", "list_pinned", "log_choice", "slot_set", "slot_append", "slot_clear",
+    "graph_add_node", "graph_add_edge", "graph_query", "graph_neighbors", "graph_match",
+    "graph_shortest_path")}
 
 
 @pytest.fixture

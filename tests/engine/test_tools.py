@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from mnemara.engine import tool_handlers
 from mnemara.engine.events import SessionStats, Usage
 from mnemara.engine.tools import (SERVER_NAME, TOOLS, TOOLS_BY_NAME, ToolContext, ToolError, ToolSpec,
                                   build_sdk_server, call_tool, qualified, validate_args)
@@ -77,6 +76,12 @@ EXPECTED_REQUIRED = {
     "slot_set": ["name", "text"],
     "slot_append": ["name", "text"],
     "slot_clear": ["name"],
+    "graph_add_node": ["label"],
+    "graph_add_edge": ["from_id", "to_id", "relationship"],
+    "graph_query": ["cypher"],
+    "graph_neighbors": ["node_id"],
+    "graph_match": [],
+    "graph_shortest_path": ["from_id", "to_id"],
 }
 
 
@@ -198,38 +203,38 @@ async def test_write_memory_queues_the_note_for_the_index_in_the_same_write(ctx)
 
 # --- propose_role_amendment ----------------------------------------------------------------------
 
-async def test_proposal_is_a_private_file_with_header_and_text(ctx):
+async def test_proposal_goes_to_the_review_store_as_a_private_file(ctx):
+    from mnemara.replay.proposals import ProposalStore
+    user(ctx.store, "you said the fix worked but never ran the tests")
     text = await ok(ctx, "propose_role_amendment", {
         "text": "Always run the tests before saying a change works.",
         "rationale": "I claimed a fix worked twice without running tests.", "severity": "high"})
     (path,) = ctx.instance.proposals_dir.iterdir()
-    assert path.name.endswith("_always-run-the-tests-before-saying-a.md")
-    assert len(path.name.split("_", 1)[1]) <= 40 + len(".md")
-    assert str(path.relative_to(ctx.instance.root)) in text
+    (proposal,) = ProposalStore(ctx.instance).list("pending")
+    assert path.name == f"{proposal.id}.json" and proposal.id in text
+    assert "nothing was applied" in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(ctx.instance.proposals_dir.stat().st_mode) == 0o700
-    body = path.read_text()
-    assert "- severity: high" in body
-    assert "- rationale: I claimed a fix worked twice without running tests." in body
-    assert "Always run the tests before saying a change works." in body
-    assert "Nothing is applied automatically" in body
+    assert (proposal.kind, proposal.origin) == ("role", "model")
+    assert proposal.body == "Always run the tests before saying a change works.\n"
+    assert proposal.rationale == "severity high: I claimed a fix worked twice without running tests."
+    assert [s.atom_id for s in proposal.sources] == ["turn:1"]  # provenance: what prompted it
+    assert "never ran the tests" in proposal.sources[0].excerpt
+    assert ctx.notices[-1][0] == "info" and proposal.id in ctx.notices[-1][1]
 
 
-async def test_proposals_never_overwrite(ctx, monkeypatch):
-    fixed = datetime(2026, 4, 27, 18, 32, 1, tzinfo=timezone.utc)
-
-    class Frozen(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return fixed
-
-    monkeypatch.setattr(tool_handlers, "datetime", Frozen)
-    for severity in ("low", "medium", "high"):
+async def test_the_same_amendment_is_stored_once_and_a_rejected_one_never_again(ctx):
+    from mnemara.replay.proposals import ProposalStore
+    for severity in ("low", "medium"):
         await ok(ctx, "propose_role_amendment", {"text": "Be brief", "rationale": "r", "severity": severity})
-    names = sorted(p.name for p in ctx.instance.proposals_dir.iterdir())
-    assert names == ["20260427T183201Z_be-brief-2.md", "20260427T183201Z_be-brief-3.md",
-                     "20260427T183201Z_be-brief.md"]
-    assert "severity: low" in (ctx.instance.proposals_dir / names[2]).read_text()
+    store = ProposalStore(ctx.instance)
+    (first,) = store.list()
+    store.decide(first.id, "rejected")
+    text = await ok(ctx, "propose_role_amendment", {"text": "Be  brief", "rationale": "again", "severity": "high"})
+    assert "proposed before" in text and "rejected" in text
+    assert [p.status for p in store.list()] == ["rejected"]
+    await ok(ctx, "propose_role_amendment", {"text": "Be kind", "rationale": "r", "severity": "low"})
+    assert sorted(p.title for p in store.list()) == ["Be brief", "Be kind"]
 
 
 # --- pins ----------------------------------------------------------------------------------------

@@ -91,10 +91,10 @@ async def test_search_and_proposals(engine: TurnEngine) -> None:
     await dispatch(engine, "/evict 1")
     out = await dispatch(engine, "/search number 0 kiwis")
     assert "archive" in out.text and "#1" in out.text
-    assert "no role-amendment proposals" in (await dispatch(engine, "/proposals")).text
-    engine.instance.proposals_dir.mkdir()
-    (engine.instance.proposals_dir / "20260101T000000Z_be-brief.md").write_text("x")
-    assert "be-brief" in (await dispatch(engine, "/proposals")).text
+    assert "no pending proposals" in (await dispatch(engine, "/proposals")).text
+    engine.instance.legacy_proposals_dir.mkdir()  # a role_proposals/*.md from before the store
+    (engine.instance.legacy_proposals_dir / "20260101T000000Z_be-brief.md").write_text("Be brief.")
+    assert "role  Be brief." in (await dispatch(engine, "/proposals")).text
 
 
 async def test_retry_and_quit(engine: TurnEngine) -> None:

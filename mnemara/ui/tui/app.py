@@ -155,6 +155,10 @@ class MnemaraApp(App[int]):
         earlier = await self.show_window()
         for notice in self.engine.startup_notices:
             await self.add_notice(notice.kind, notice.text)
+        from ...ops.proposals import digest_notice  # the newest replay digest, in one line
+        digest = digest_notice(self.engine.instance, self.engine.config)
+        if digest:
+            await self.add_notice("info", digest)
         # The first frame needs only the turns that fill the screen; the older ones (scrolled
         # out of sight anyway) are drawn right after it.
         self.call_after_refresh(self._draw_earlier, earlier)
