@@ -4,7 +4,8 @@ One TurnEngine on a new instance with the default config (20-turn window, automa
 the local embedder) runs 2,000 turns against tests/fakes/fake_cli.py as its Claude CLI: every
 turn spawns the CLI through the SDK, streams a reply of a few hundred to two thousand characters,
 and every tenth turn the model saves a memory note through mnemara's own MCP tool. After each
-turn the memory index is drained, as the chat does in the background. So the window keeps
+turn the memory index is drained as the chat does it in the background (new window turns wait
+until a batch of them is queued: memory/service.py, WINDOW_BATCH). So the window keeps
 evicting, the archive, the index and the memory files keep growing, and anything that leaks per
 turn shows.
 
@@ -28,8 +29,12 @@ The whole turn's wall time (CLI round trip included) is printed beside it, for i
 `--embedder hash|none` takes the model out (none: no index, no recall). Other processes on the
 machine skew the timings: the load average is printed with them.
 
+`--window-batch`, `--recycle-growth` and `--warm-writes` override mnemara's limits for the
+index writes and the index process, to measure them (`--window-batch 1`: a write per turn).
+
 Run: python benchmarks/bench_soak.py [--turns N] [--embedder local|hash|none]
-                                    [--index-process auto|child|inline]
+                                    [--index-process auto|child|inline] [--window-batch N]
+                                    [--recycle-growth MB] [--warm-writes N]
 Exit status 1 when a target is missed.
 """
 
@@ -151,7 +156,7 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
                                  f"{getattr(done, 'error', '')}")
             overhead.append(timing["prepare"] + timing["record"])
             if engine.memory.enabled:
-                engine.memory.drain()
+                engine.memory.drain(hold=True)  # as the chat does after a turn
             child = index_child(engine)
             pid = child.pid if child is not None else None
             parent_rss.append(rss_mb())
@@ -184,10 +189,25 @@ def main() -> int:
                     help="the instance's rag_embedder (none: no index, no recall); default local")
     ap.add_argument("--index-process", choices=("auto", "child", "inline"), default="auto",
                     help="the instance's rag_index_process; default auto (a child, as in the TUI)")
+    # For measuring the limits (README): each defaults to mnemara's own constant.
+    ap.add_argument("--window-batch", type=int, help="memory.service.WINDOW_BATCH (1: a write per turn)")
+    ap.add_argument("--recycle-growth", type=float, help="index.remote.RECYCLE_GROWTH_MB")
+    ap.add_argument("--warm-writes", type=int, help="index.remote.WARM_WRITES")
     args = ap.parse_args()
+    from mnemara.index import remote
+    from mnemara.memory import service
+    if args.window_batch is not None:
+        service.WINDOW_BATCH = max(1, args.window_batch)
+    if args.recycle_growth is not None:
+        remote.RECYCLE_GROWTH_MB = args.recycle_growth
+    if args.warm_writes is not None:
+        remote.WARM_WRITES = args.warm_writes
     width = min(100, max(5, args.turns // 20))
     if args.turns < 3 * width:
         ap.error("--turns must be at least 3 windows")
+    print(f"limits: {service.WINDOW_BATCH} atoms per window write, a new index process after "
+          f"{remote.RECYCLE_GROWTH_MB:g} MB of growth past its size at write {remote.WARM_WRITES} "
+          f"or {remote.RECYCLE_AFTER_WRITES} writes")
     print(f"{args.turns:,} turns, embedder {args.embedder}, index process {args.index_process}; load average "
           f"{os.getloadavg()[0]:.2f} (other processes skew the timings)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -367,7 +367,8 @@ class TurnEngine:
             if not lock.try_acquire():
                 return None
             try:
-                report = self.memory.drain()
+                # New window turns may wait for a larger write (memory/service.py, WINDOW_BATCH)
+                report = self.memory.drain(hold=True)
                 self.memory.feed_graph()  # the graph's queue (auto-edges): one bounded batch
             finally:
                 lock.release()

@@ -63,12 +63,18 @@ if TYPE_CHECKING:
 # it has grown RECYCLE_GROWTH_MB past its RSS after WARM_WRITES writes (by then the model, the
 # table and the search caches are loaded, so their one-time cost never triggers a replacement by
 # itself, which would replace every new child again), or after RECYCLE_AFTER_WRITES writes
-# whatever its size. Measured in the soak: 87 children over 2,000 turns, each ~2.5 s of CPU
-# (LanceDB's import, the model) spent in the background drain after a turn; with 150 writes and
-# 80 MB instead, 34 children but a peak 37 MB higher (README, benchmarks).
+# whatever its size. Each child costs ~2.5 s of CPU (LanceDB's import, the model) in the
+# background drain after a turn. Measured in the soak (README, benchmarks): with a write per
+# turn, 30 MB after 10 writes made 87 children over 2,000 turns and still peaked ~100 MB up
+# (150 writes and 80 MB: 34 children, a peak 37 MB higher). Since the chat writes new window
+# turns ten atoms at a time (memory/service.py, WINDOW_BATCH), a child makes about a fifth as
+# many writes for the same turns, so the tighter 15 MB after 3 writes replaces one every ~35
+# turns (57 children over 2,000 turns; at 600 turns it cut the peak from +84 to +56 MB). Over
+# 2,000 turns the peak is still +92-103 MB; with a write per turn the same rule peaked at +59 MB
+# but ran 262 children (README).
 RECYCLE_AFTER_WRITES = 250
-RECYCLE_GROWTH_MB = 30.0
-WARM_WRITES = 10
+RECYCLE_GROWTH_MB = 15.0
+WARM_WRITES = 3
 EXIT_WAIT_SECONDS = 10.0
 PARENT_POLL_SECONDS = 0.5
 WRITES = frozenset({"upsert", "delete", "set_superseded", "relocate", "rebuild", "backfill_vectors",
@@ -130,12 +136,13 @@ class RemoteIndex:
     `recycle_growth_mb` of growth (see the module docstring)."""
 
     def __init__(self, directory: Path, embedder: EmbedderSpec, *,
-                 recycle_writes: int = RECYCLE_AFTER_WRITES,
-                 recycle_growth_mb: float = RECYCLE_GROWTH_MB) -> None:
+                 recycle_writes: int | None = None,
+                 recycle_growth_mb: float | None = None) -> None:
         self.directory = Path(directory)
         self._spec = embedder
-        self.recycle_writes = recycle_writes
-        self.recycle_growth_mb = recycle_growth_mb
+        # the module's limits as they are when the index opens (the soak benchmark varies them)
+        self.recycle_writes = RECYCLE_AFTER_WRITES if recycle_writes is None else recycle_writes
+        self.recycle_growth_mb = RECYCLE_GROWTH_MB if recycle_growth_mb is None else recycle_growth_mb
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: "Connection | None" = None

@@ -61,6 +61,22 @@ class Outbox:
         return [Pending(tuple(seqs), atom_id, op, Atom.from_json(json.loads(a)) if a else None)
                 for atom_id, (seqs, op, a) in latest.items()]
 
+    def due_ops(self, at_most: int) -> list[tuple[str, str, bool]] | None:
+        """(atom_id, latest op, carries an atom) for each distinct atom due now, oldest first, or
+        None when more than `at_most` atoms are due. Cheap: the drain's batching rule asks it
+        after every turn, and a large backlog is drained whatever it holds."""
+        now = time.time()
+        count = self.conn.execute("SELECT count(DISTINCT atom_id) FROM index_outbox"
+                                  " WHERE next_try <= ?", (now,)).fetchone()[0]
+        if count > at_most:
+            return None
+        latest: dict[str, tuple[str, bool]] = {}
+        for atom_id, op, has_atom in self.conn.execute(
+                "SELECT atom_id, op, atom IS NOT NULL FROM index_outbox WHERE next_try <= ?"
+                " ORDER BY seq", (now,)):
+            latest[atom_id] = (op, bool(has_atom))  # the newest operation on an atom wins
+        return [(atom_id, op, has_atom) for atom_id, (op, has_atom) in latest.items()]
+
     def done(self, items: list[Pending]) -> None:
         seqs = [(s,) for p in items for s in p.seqs]
         with Transaction(self.conn):
