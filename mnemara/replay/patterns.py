@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..errors import MnemaraError
 from ..index.atoms import Atom
 from .load import order
 from .similarity import Space, content_words, neighbours
@@ -135,50 +136,35 @@ def causes_in(members: Sequence[Atom]) -> list[str]:
 
 
 class GraphView:
-    """Entities of a text and atoms linked to them, from `mnemara.graph` when it is there.
+    """Entities of a text (the graph's extractor) and atoms the graph links to them.
 
-    The graph is another part of mnemara, optional at run time: absent, turned off, locked or
-    damaged, replay goes on without it and says so (`note`). It is only read."""
+    The graph is optional at run time: turned off, its engine missing, locked or damaged
+    (GraphUnavailable), replay goes on without it and says so (`note`). It is only read."""
 
     def __init__(self, instance: "Instance", config: "Config") -> None:
+        from ..graph import extract_entities, open_graph  # ladybug itself loads on first read
         self.note: str | None = None
-        self._extract: Any = None
-        self._graph: Any = None
-        try:
-            from ..graph import extract_entities, open_graph
-        except ImportError as exc:
-            self.note = f"entities not extracted: the graph module is not available ({exc})"
-            return
         self._extract = extract_entities
-        try:
-            self._graph = open_graph(instance, config)
-        except Exception as exc:  # noqa: BLE001 - another part's failure must not stop replay
-            self.note = f"graph not read: {_one_line(exc)}"
-            return
+        self._graph: Any = open_graph(instance, config)  # opens nothing yet
         if self._graph is None:
             self.note = "graph not read: graph_enabled is false"
 
     def entities(self, text: str) -> list[str]:
-        if self._extract is None:
-            return []
-        try:
-            return [getattr(e, "node_id", None) or str(e) for e in self._extract(text)]
-        except Exception as exc:  # noqa: BLE001 - see the class docstring
-            self._extract, self.note = None, f"entities not extracted: {_one_line(exc)}"
-            return []
+        return [e.node_id for e in self._extract(text)]
 
     def related(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Atom ids linked to each entity in the graph ({} when it cannot be read)."""
+        """Atom ids linked to each entity in the graph ({} when it cannot be read: absent
+        engine, locked or damaged graph, all GraphUnavailable; replay goes on and says so)."""
         if self._graph is None or not entity_ids:
             return {}
+        from ..graph import Entity
+        wanted = [Entity(*e.split(":", 1)) for e in entity_ids if ":" in e]
         try:
-            from ..graph import Entity
-            wanted = [Entity(*e.split(":", 1)) for e in entity_ids if ":" in e]
             found = self._graph.atoms_for_entities(wanted)
-            return {e.node_id: list(ids) for e, ids in found.items()}
-        except Exception as exc:  # noqa: BLE001 - see the class docstring
+        except (MnemaraError, OSError) as exc:
             self._graph, self.note = None, f"graph not read: {_one_line(exc)}"
             return {}
+        return {e.node_id: list(ids) for e, ids in found.items()}
 
 
 def augment(patterns: Sequence[Pattern], graph: GraphView) -> None:
