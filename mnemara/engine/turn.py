@@ -18,7 +18,6 @@ from typing import Any, AsyncIterator, Callable
 
 from ..config import Config
 from ..debuglog import DebugLog
-from ..errors import MnemaraError
 from ..instance import Instance
 from ..lock import TURN_WAIT_SECONDS, InstanceLock, acquire_waiting
 from ..store import Budget, TurnStore
@@ -26,10 +25,11 @@ from ..memory.slots import pending_block
 from ..store.blocks import (render_block, result_text, text_block, thinking_block,
                             tool_result_block, tool_use_block)
 from ..claude_tools import summarize_tool_call
-from .events import (Event, Notice, Recalled, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
+from .events import (Event, Notice, SessionStats, TextDelta, TextDone, Thinking, ToolCall,
                      ToolResult, TurnFinished, Usage)
 from .failures import MessageTooLarge, explain, hints, too_large
 from .gate import PermissionGate
+from .memory_bridge import MemoryBridge
 from .oneshot import disconnect_quietly, one_message
 from .permissions import PermissionPolicy
 from .prompt import offered_builtins, read_role_doc, user_message, window_blocks
@@ -41,7 +41,7 @@ CALIBRATE_MIN_CHARS = 20_000  # below this the CLI's own prompt dominates and sk
 _DONE = object()
 
 
-class TurnEngine:
+class TurnEngine(MemoryBridge):
     def __init__(self, instance: Instance, *, config: Config | None = None,
                  cli_path: str | Path | None = None, env: dict[str, str] | None = None,
                  unattended: str | None = None, embedder: Any = "config",
@@ -291,102 +291,6 @@ class TurnEngine:
             usage=usage, cost_usd=cost, duration_ms=int((time.monotonic() - started) * 1000),
             api_calls=getattr(result, "num_turns", None) or len(state.message_ids),
             error=error, text=state.final_text())
-
-    def _recall_reserve(self) -> int:
-        if self.config.recall != "auto" or not self.memory.enabled:
-            return 0
-        from ..memory.recall import budget_tokens
-        return budget_tokens(self.config)
-
-    async def _recall(self, text: str, emit: Callable[[Any], Any]) -> dict[str, Any] | None:
-        """Automatic recall for this message: the recall block to store in the user's turn, or
-        None. Runs in a worker thread; a memory failure is a notice, never a failed turn."""
-        self.stats.last_recall = None
-        self.tools.last_recall = None
-        if self.config.recall != "auto" or not self.memory.enabled:
-            return None
-        from ..memory import recall
-        from ..memory.service import MemoryUnavailable
-        def work() -> Any:
-            with self.memory.locked_store() as store:
-                picked = recall.pick(self.memory, store, self.config, text)
-                status = self.memory.status()
-                if status.mode is not None or status.failing:  # the index is in use: show it
-                    self.stats.memory = status
-                return picked
-
-        try:
-            picked = await asyncio.to_thread(work)
-        except (MemoryUnavailable, OSError, RuntimeError, ValueError) as exc:
-            # LanceDB reports I/O and format trouble with these; the turn goes on without recall.
-            await self._memory_note(f"recall skipped: {exc}", emit)
-            self.log.write("recall_failed", error=f"{type(exc).__name__}: {exc}")
-            return None
-        if picked.note:
-            await self._memory_note(f"memory: {picked.note}", emit)
-        self.tools.last_recall = picked
-        if picked.block is None:
-            return None
-        from ..views import recall_summary
-        event = Recalled(picked.block["items"], picked.tokens, picked.mode, recall_summary(picked.block))
-        self.stats.last_recall = event
-        self.log.write("recall", ids=[i["id"] for i in picked.block["items"]], tokens=picked.tokens,
-                       considered=picked.considered)
-        await emit(event)
-        return picked.block
-
-    async def _memory_note(self, text: str, emit: Callable[[Any], Any]) -> None:
-        """A memory warning, shown once per session (it would repeat every turn otherwise)."""
-        if text in self._memory_notes_shown:
-            return
-        self._memory_notes_shown.add(text)
-        await emit(Notice("warning", text))
-
-    def drain_in_background(self, on_done: Callable[[], Any] | None = None, *,
-                            warm: bool = False) -> None:
-        """Index what the outbox holds in a worker thread (one at a time), so the next recall
-        finds it indexed; `stats.memory` is refreshed after, then `on_done` runs. `warm` also
-        opens the index and loads the embedder (the TUI does it after its first paint)."""
-        if not self.memory.enabled or (self._drainer is not None and not self._drainer.done()):
-            return
-
-        def work() -> Any:
-            from ..memory.recall import anything_to_recall
-            with self.memory.locked_store() as store:
-                if not anything_to_recall(self.memory, store):
-                    # The whole history is in the window: nothing can be recalled yet, so the
-                    # index (LanceDB, the embedder) need not be loaded. Recall drains the outbox
-                    # before its first query, once something has left the window.
-                    return None
-            if warm:
-                self.memory.warm()
-            # Index writes hold the lock shared, like a turn; while a backup or an import holds
-            # it, this drain is skipped (the outbox keeps the work for the next one).
-            lock = InstanceLock(self.instance.root, self.instance.name, exclusive=False,
-                                purpose="index drain")
-            if not lock.try_acquire():
-                return None
-            try:
-                # New window turns may wait for a larger write (memory/service.py, WINDOW_BATCH)
-                report = self.memory.drain(hold=True)
-                self.memory.feed_graph()  # the graph's queue (auto-edges): one bounded batch
-            finally:
-                lock.release()
-            self.stats.memory = self.memory.status()
-            return report
-
-        async def drain() -> None:
-            try:
-                report = await asyncio.to_thread(work)
-            except (OSError, RuntimeError, ValueError, MnemaraError) as exc:
-                self.log.write("index_drain_failed", error=f"{type(exc).__name__}: {exc}")
-            else:
-                if report is not None and report.error:
-                    self.log.write("index_drain_failed", error=report.error)
-            if on_done is not None:
-                on_done()
-
-        self._drainer = asyncio.get_running_loop().create_task(drain())
 
     def refusal(self, text: str) -> MessageTooLarge | None:
         """The refusal `run(text)` would end with (too large for the budget), or None. Lets a
