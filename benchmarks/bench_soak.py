@@ -137,8 +137,20 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
         finally:
             timing["record"] = time.perf_counter() - t0
 
+    from mnemara.memory import recall
+    pick = recall.pick
+
+    def timed_pick(*a: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return pick(*a, **kw)
+        finally:
+            timing["recall"] = time.perf_counter() - t0
+
     engine.prepare, engine.record = timed_prepare, timed_record  # type: ignore[method-assign]
+    recall.pick = timed_pick
     overhead, wall, rss = [], [], {}
+    parts: dict[str, list[float]] = {"recall": [], "rest of prepare": [], "record": []}
     parent_rss, child_rss, total_rss = [], [], []
     started_children = recycled = 0
     fresh: list[tuple[int, float]] = []  # (turn, RSS) of each index child after its first turn
@@ -155,6 +167,10 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
                 raise SystemExit(f"turn {i} ended {getattr(done, 'status', done)}: "
                                  f"{getattr(done, 'error', '')}")
             overhead.append(timing["prepare"] + timing["record"])
+            parts["recall"].append(timing.get("recall", 0.0))
+            parts["rest of prepare"].append(timing["prepare"] - timing.get("recall", 0.0))
+            parts["record"].append(timing["record"])
+            timing.pop("recall", None)
             if engine.memory.enabled:
                 engine.memory.drain(hold=True)  # as the chat does after a turn
             child = index_child(engine)
@@ -176,7 +192,8 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
                       f"{time.perf_counter() - started:5.0f} s", flush=True)
     finally:
         engine.close()
-    return {"overhead": overhead, "wall": wall, "rss": rss, "parent_rss": parent_rss,
+        recall.pick = pick
+    return {"overhead": overhead, "parts": parts, "wall": wall, "rss": rss, "parent_rss": parent_rss,
             "child_rss": child_rss, "total_rss": total_rss, "children": started_children,
             "fresh": fresh,
             "recycled": recycled}
@@ -254,6 +271,19 @@ def main() -> int:
                 print(f"{line}  target within +{OVERHEAD_DRIFT:.0%}  {'PASS' if passed else 'FAIL'}")
             else:
                 print(f"{line}  [info]")
+    for part, values in result["parts"].items():
+        e50, e95 = window_stats(values[early])
+        l50, l95 = window_stats(values[late])
+        print(f"  of which {part}: p50 {e50 * 1000:.1f} -> {l50 * 1000:.1f} ms, "
+              f"p95 {e95 * 1000:.1f} -> {l95 * 1000:.1f} ms  [info]")
+    after_new = {t + d for t, _ in result["fresh"] for d in range(1, 6)}  # 1-based turns
+    recall = result["parts"]["recall"]
+    near = [v for i, v in enumerate(recall, 1) if i in after_new]
+    rest = [v for i, v in enumerate(recall, 1) if i not in after_new]
+    if near and rest:
+        print(f"  recall p50 in the 5 turns after a new index process: "
+              f"{statistics.median(near) * 1000:.1f} ms ({len(near)} turns); other turns "
+              f"{statistics.median(rest) * 1000:.1f} ms  [info]")
     print(json.dumps({"rss_mb": {str(k): round(v, 1) for k, v in rss.items()},
                       "peak_growth_mb": round(peak, 1)}))
     print("PASS" if ok else "FAIL")

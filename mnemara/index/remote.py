@@ -1,8 +1,8 @@
 """The memory index in a child process that is replaced before it grows: `RemoteIndex`.
 
 Why: LanceDB's write path keeps native memory it never gives back (about 0.15 MB per write,
-lance-format/lance#1983; capping its caches, reopening the table and the allocator settings do not
-help). A chat session writes the index after every turn, so over a long session it would grow by
+lance-format/lance#1983; capping its caches and reopening the table do not help; fewer malloc
+arenas and trimming slow it, see CHILD_MALLOC_ARENAS). A chat session writes the index after every turn, so over a long session it would grow by
 hundreds of MB. Here LanceDB and the embedder live in a child process (`python -m
 mnemara.index.remote`) that the session talks to over a socket; after RECYCLE_AFTER_WRITES
 writes, or once it has grown RECYCLE_GROWTH_MB past what it held after its first writes, the
@@ -57,23 +57,25 @@ if TYPE_CHECKING:
 
     from .lance import MemoryIndex, SearchResult
 
-# LanceDB's writes retain memory, and more per write as the table grows: in the 2,000-turn soak
-# a new child held ~400 MB after its first turn all the way through (so the data itself costs
-# little), but at ~4,000 atoms it gained 80 MB within ~30 writes. So the child is replaced when
-# it has grown RECYCLE_GROWTH_MB past its RSS after WARM_WRITES writes (by then the model, the
-# table and the search caches are loaded, so their one-time cost never triggers a replacement by
-# itself, which would replace every new child again), or after RECYCLE_AFTER_WRITES writes
+# LanceDB's writes retain memory, and more per write as the table grows. So the child is replaced
+# when it has grown RECYCLE_GROWTH_MB past its RSS after WARM_WRITES writes (by then the model,
+# the table and the search caches are loaded, so their one-time cost never triggers a replacement
+# by itself, which would replace every new child again), or after RECYCLE_AFTER_WRITES writes
 # whatever its size. Each child costs ~2.5 s of CPU (LanceDB's import, the model) in the
-# background drain after a turn. Measured in the soak (README, benchmarks): with a write per
-# turn, 30 MB after 10 writes made 87 children over 2,000 turns and still peaked ~100 MB up
-# (150 writes and 80 MB: 34 children, a peak 37 MB higher). Since the chat writes new window
-# turns ten atoms at a time (memory/service.py, WINDOW_BATCH), a child makes about a fifth as
-# many writes for the same turns, so the tighter 15 MB after 3 writes replaces one every ~35
-# turns (57 children over 2,000 turns; at 600 turns it cut the peak from +84 to +56 MB). Over
-# 2,000 turns the peak is still +92-103 MB; with a write per turn the same rule peaked at +59 MB
-# but ran 262 children (README).
+# background drain after a turn. Measured in the 2,000-turn soak (README, benchmarks), where the
+# chat writes new window turns ten atoms at a time (memory/service.py, WINDOW_BATCH): with
+# glibc's default arenas and a trim after writes only, 15 MB after 3 writes ran 57 children and
+# still peaked +92-103 MB over turn 100. With two arenas and a trim after every request (below,
+# `serve`) the children grow far more slowly: 15 MB ran 32-38 children and peaked +20-31 MB;
+# 25 MB runs 21 and peaks +21 MB, with less of the session's CPU spent starting children.
 RECYCLE_AFTER_WRITES = 250
-RECYCLE_GROWTH_MB = 15.0
+# glibc gives each thread that allocates its own malloc arena (up to 8 per core); LanceDB's many
+# runtime threads then leave freed memory scattered over arenas it can't return. Two arenas
+# (set in the child's environment, unless the user set their own) measured, for a fresh process
+# writing and searching a 3,300-atom table: +110 MB instead of +160 after 12 writes, +126 instead
+# of +215 after 60, at the same speed.
+CHILD_MALLOC_ARENAS = "2"
+RECYCLE_GROWTH_MB = 25.0
 WARM_WRITES = 3
 EXIT_WAIT_SECONDS = 10.0
 PARENT_POLL_SECONDS = 0.5
@@ -305,6 +307,7 @@ class RemoteIndex:
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        env.setdefault("MALLOC_ARENA_MAX", CHILD_MALLOC_ARENAS)
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "mnemara.index.remote", str(theirs.fileno())],
@@ -464,12 +467,18 @@ def serve(fd: int) -> None:
             reply: tuple[Any, ...] = ("ok", result)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = ("err", *_portable(exc))
-        if op == "call" and message[1] in WRITES:
+        # Give freed memory back after every request (~3 ms): left in glibc's free lists,
+        # it shows as growth and brings the recycle early. After a write, before the reply,
+        # whose RSS decides a recycle; after anything else, once the caller has its answer.
+        write = op == "call" and message[1] in WRITES
+        if write:
             _release_freed_memory()
         try:
             conn.send((*reply, _state(index)))
         except (OSError, ValueError):
             break
+        if not write:
+            _release_freed_memory()
     conn.close()
     os._exit(0)  # no interpreter teardown: LanceDB's threads have nothing left to finish
 

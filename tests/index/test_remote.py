@@ -166,6 +166,31 @@ def test_close_ends_the_child(remote: RemoteIndex) -> None:
     assert wait_gone(pid)
 
 
+def child_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_the_child_runs_with_two_malloc_arenas_unless_the_user_chose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # glibc's default (8 arenas per core) left a fresh child holding ~50 MB more after its first
+    # dozen writes; a user's own MALLOC_ARENA_MAX is theirs to keep
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    index = RemoteIndex.open(tmp_path / "a", HASH)
+    try:
+        index.upsert(FACTS)
+        assert child_environ(index.pid)["MALLOC_ARENA_MAX"] == "2"
+    finally:
+        index.close()
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    index = RemoteIndex.open(tmp_path / "b", HASH)
+    try:
+        index.upsert(FACTS)
+        assert child_environ(index.pid)["MALLOC_ARENA_MAX"] == "4"
+    finally:
+        index.close()
+
+
 def test_the_session_never_loads_lancedb_the_embedder_or_numpy(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import json, sys
