@@ -31,7 +31,8 @@ ARCHIVE_SHOWN = 200   # newest archived turns listed; search reaches the rest
 RECALLS_SHOWN = 50    # newest turns with a recall block listed
 SEARCH_K = 20         # hits a search returns
 SUMMARY_NEWEST = 3    # items per listing in the REPL's summary
-SIGNAL_SHORT = {"text": "txt", "vector": "vec", "time": "time", "neighbour": "nbr", "words": "wrd"}
+SIGNAL_SHORT = {"text": "txt", "vector": "vec", "time": "time", "when": "when", "neighbour": "nbr",
+                "words": "wrd"}
 RECALL_MARK = '"type": "recall"'  # how a recall block starts in a turn's stored JSON
 _TURN_COLUMNS = ("id, role, content, rendered, created_at, model, est_tokens, usage, cost_usd,"
                  " status, pinned")

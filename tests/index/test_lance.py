@@ -226,6 +226,32 @@ def test_time_phrase_prefers_that_day(tmp_path: Path) -> None:
     assert "time" in result.hits[0].signals
 
 
+def test_a_day_named_in_the_query_finds_what_was_said_about_it_later(tmp_path: Path) -> None:
+    # "yesterday", written on 2 December, is 1 December
+    ix = MemoryIndex.open(tmp_path / "index", HashEmbedder())
+    ix.upsert([note("a.md:1", "Yesterday we rotated the signing keys.", "2026-12-02T09:00:00Z"),
+               note("b.md:1", "We rotated the signing keys again.", "2026-11-15T09:00:00Z"),
+               note("c.md:1", "We rotate the signing keys every quarter.", "2026-11-10T09:00:00Z")])
+    hits = ix.search("what happened to the signing keys on December 1, 2026", now=NOW).hits
+    assert hits[0].atom.id == "note:a.md:1"
+    assert hits[0].signals.get("time") == 1.0
+    assert all("time" not in h.signals for h in hits[1:])
+
+
+def test_a_when_question_prefers_what_states_a_time(tmp_path: Path) -> None:
+    ix = MemoryIndex.open(tmp_path / "index", HashEmbedder())
+    ix.upsert([note("a.md:1", "I moved the backup cron job to the new host last Friday.",
+                    "2026-12-01T10:00:00Z"),
+               note("b.md:1", "The backup cron job moved to the new host, it runs nightly.",
+                    "2026-12-01T10:00:00Z")])
+    when = ix.search("When did the backup cron job move to the new host?", now=NOW).hits
+    assert when[0].atom.id == "note:a.md:1" and when[0].signals.get("when") == 1.0
+    # the same words, not asking when: no such signal, the wording alone decides
+    plain = ix.search("the backup cron job moved to the new host", now=NOW).hits
+    assert all("when" not in h.signals for h in plain)
+    assert plain[0].atom.id == "note:b.md:1"
+
+
 # -- neighbours ----------------------------------------------------------------------------------
 
 def test_neighbours_lifted_and_carried_as_context(tmp_path: Path) -> None:
