@@ -120,7 +120,7 @@ def main() -> int:
               f"{report.indexed:,} indexed" + (f"; note: {report.note}" if report.note else ""))
         print(f"  {'parse + check + store (one transaction)':<44} {report.store_seconds:8.2f} s  [info]")
         rate = report.indexed / report.index_seconds if report.index_seconds else 0.0
-        print(f"  {'index (drain: embed + LanceDB writes)':<44} {report.index_seconds:8.2f} s  [info] "
+        print(f"  {'index (embed, LanceDB writes, graph links)':<44} {report.index_seconds:8.2f} s  [info] "
               f"{rate:.0f} turns/s, {rate * tokens:,.0f} tokens/s")
         ok = report.seconds < TARGET_S and report.indexed == args.turns
         print(f"  {'total':<44} {report.seconds:8.2f} s  target < {TARGET_S:.0f} s  "

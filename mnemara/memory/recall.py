@@ -84,17 +84,16 @@ def pick(service: "MemoryService", store: "TurnStore", config: "Config", message
     # copy could win the tie and leave nothing to recall).
     exclude = in_window | recalled_in(window) | archived_ids(service.instance.memory_dir)
     k = config.recall_k * 3
-    result = service.search(message, k=k, exclude_ids=exclude, now=now)
+    result = service.search(message, k=k, exclude_ids=exclude, now=now, config=config)
     best: dict[str, Hit] = {h.atom.id: h for h in result.hits}
     if last_reply.strip() and len(query_terms(message)) < FOLLOW_UP_TERMS:
-        extra = service.search(last_reply[-REPLY_QUERY_CHARS:], k=k, exclude_ids=exclude, now=now)
+        extra = service.search(last_reply[-REPLY_QUERY_CHARS:], k=k, exclude_ids=exclude, now=now,
+                               config=config)
         for hit in extra.hits:
             hit.score *= REPLY_WEIGHT
             if hit.atom.id not in best or best[hit.atom.id].score < hit.score:
                 best[hit.atom.id] = hit
-    ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)
-    from ..graph.signal import lift_for_recall  # the graph signal (graph_recall_weight; 0: off)
-    ranked = lift_for_recall(service.instance, config, message, ranked, store.conn)
+    ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)  # graph-lifted by search
     many_words = len(query_terms(message)) >= 2
     chosen = [h for h in ranked if h.score >= config.recall_min_score
               or (many_words and h.signals.get("words", 0.0) >= STRONG_WORD_MATCH)]

@@ -379,14 +379,21 @@ class MemoryService:
     # --- retrieval -----------------------------------------------------------------------------
     def search(self, query: str, *, k: int = 10, kinds: Sequence[str] | None = None,
                since: str | None = None, until: str | None = None,
-               exclude_ids: Collection[str] = (), now: datetime | None = None) -> "SearchResult":
-        """Drain first (a note written a moment ago is found), then hybrid retrieval. Only what
-        the search excludes anyway (recall: the window) may wait for a larger write."""
+               exclude_ids: Collection[str] = (), now: datetime | None = None,
+               config: "Config | None" = None) -> "SearchResult":
+        """Drain first (a note written a moment ago is found), then hybrid retrieval, its hits
+        re-ranked by the graph signal (graph_recall_weight). Only what the search excludes
+        anyway (recall: the window) may wait for a larger write. Every retrieval goes through
+        here: automatic recall, rag_query, `mnemara recall`, the memory browser. `config`: the
+        caller's, for the graph signal's weight (default: the service's)."""
+        from ..graph.signal import lift_for_recall
         with self._lock:
             report = self.drain(hold=exclude_ids if exclude_ids else False)
             self._backfill(self.index())
             result = self.index().search(query, k=k, kinds=kinds, since=since, until=until,
                                          exclude_ids=exclude_ids, now=now)
+            result.hits = lift_for_recall(self.instance, config or self.config, query, result.hits,
+                                          self.store().conn)
             if report.error and not result.note:
                 result.note = f"some recent memory is not indexed yet: {report.error}"
             return result

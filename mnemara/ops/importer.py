@@ -229,6 +229,9 @@ def import_turns(instance: "Instance", config: "Config", conversation: Loaded, *
 
     started = time.perf_counter()
     indexed, note = _index(instance, config, progress, service)
+    graph_problem = _link_graph(instance, config)
+    if graph_problem:
+        note = f"{note}; {graph_problem}" if note else graph_problem
     index_seconds = time.perf_counter() - started
     if bundle is None:
         archived = sum(1 for i in ids if i in moved)
@@ -290,6 +293,25 @@ def _index(instance: "Instance", config: "Config", progress: Callable[[int, int]
     finally:
         if own:
             service.close()
+
+
+def _link_graph(instance: "Instance", config: "Config") -> str | None:
+    """Link what the import queued for the graph (people, projects, hosts the turns name), so
+    recall's graph signal covers the imported turns at once rather than a batch per chat turn.
+    A graph that cannot be opened keeps its queue (the chat links it later): a note, not a
+    failure."""
+    from ..graph import open_graph
+    from ..graph.feed import drain
+    from ..store.turns import TurnStore
+    graph = open_graph(instance, config)
+    if graph is None or not instance.turns_path.exists():
+        return None
+    with TurnStore(instance.turns_path) as store:
+        report = drain(graph, store.conn, redact=bool(config.redact))
+    if report.error:
+        return (f"{report.pending:,} atom(s) not linked in the graph yet ({report.error}); "
+                "the chat links them later, or `mnemara graph rebuild`")
+    return None
 
 
 def _text_only_note(service: "MemoryService") -> str | None:

@@ -128,3 +128,31 @@ async def test_turns_that_name_the_same_entity_are_linked_without_their_text(ctx
     assert node.properties == {"kind": "turn", "turn_id": first.id, "role": "user",
                                "time": first.created_at}
     assert "ghp_" not in str(graph.dump())
+
+
+async def test_one_atom_the_graph_refuses_stays_queued_and_the_rest_of_its_round_is_linked(
+        ctx, monkeypatch) -> None:
+    # a round is applied in one transaction; when one atom fails, the round is rolled back and
+    # each atom applied on its own, so only the failing one waits for a retry
+    from mnemara.graph import feed
+    ids = []
+    for n in range(4):
+        reply = await ok(ctx, "write_memory", {"text": f"Step {n}.", "category": "lesson",
+                                               "payload": {"applies_to": "stg-7.internal"}})
+        ids.append(reply.split("(id ")[1].rstrip(")."))
+    real = feed.apply_atom
+
+    def apply_atom(conn, db, atom_id, op, atom):
+        if atom_id == ids[2]:
+            raise RuntimeError("Binder exception: simulated")
+        return real(conn, db, atom_id, op, atom)
+
+    monkeypatch.setattr(feed, "apply_atom", apply_atom)
+    graph = Graph(ctx.instance.graph_dir)
+    store = ctx.memory_service().store()
+    report = drain(graph, store.conn)
+    assert report.applied == 3 and report.pending == 1 and "simulated" in report.error
+    assert graph.atoms_for_entity("host", "stg-7.internal") == sorted(ids[:2] + ids[3:])
+    monkeypatch.setattr(feed, "apply_atom", real)
+    assert drain(graph, store.conn, force=True).pending == 0
+    assert graph.atoms_for_entity("host", "stg-7.internal") == sorted(ids)

@@ -48,3 +48,17 @@ async def test_an_unreadable_graph_leaves_recall_as_it_was(ctx) -> None:
     off = _pick(ctx, 0.0)
     Graph(ctx.instance.graph_dir).path.write_bytes(b"damaged" * 1000)
     assert _pick(ctx, 0.5) == off
+
+
+async def test_mnemara_recall_and_rag_query_rank_with_the_graph_too(ctx) -> None:
+    # one retrieval everywhere: the CLI's `mnemara recall` (ops) and the model's rag_query
+    # see the same graph lift as automatic recall (graph_recall_weight defaults to 0.3)
+    from mnemara.ops.memory import recall as ops_recall
+    ids = await _notes(ctx)
+    question = "What does Ada think when a deploy breaks?"
+    result = ops_recall(ctx.memory_service(), [question], k=10)[0]
+    signals = {h.atom.id: h.signals for h in result.hits}
+    assert signals[ids["rollback"]]["graph"] > 0 and "graph" not in signals[ids["timing"]]
+    reply = await ok(ctx, "rag_query", {"question": question})
+    line = next(x for x in reply.splitlines() if ids["rollback"] in x)
+    assert "graph" in line

@@ -82,6 +82,21 @@ def test_every_imported_turn_is_recallable(make_instance, tmp_path):
         service.close()
 
 
+def test_imported_turns_are_linked_into_the_graph_before_the_import_returns(make_instance, tmp_path):
+    # so recall's graph signal covers them at once, not a background batch per chat turn later
+    from mnemara.graph import Graph
+    from mnemara.graph.feed import pending
+    inst = make_instance("imp", max_window_turns=3, **HASH)
+    rows = [{"role": "user", "text": f"We asked Ada about host db0{i} before the deploy.",
+             "ts": f"2026-03-01T10:00:0{i}Z"} for i in range(1, 6)]
+    report = do_import(inst, write_jsonl(tmp_path / "c.jsonl", rows))
+    assert report.note is None
+    with TurnStore(inst.turns_path) as store:
+        assert pending(store.conn)[0] == 0
+        ids = [f"turn:{t.id}" for t in store.iter_archive()] + [f"turn:{t.id}" for t in store.window()]
+    assert sorted(Graph(inst.graph_dir).atoms_for_entity("person", "ada")) == sorted(ids)
+
+
 def test_the_window_keeps_the_newest_turns_that_fit_the_token_budget(make_instance, tmp_path):
     role = tmp_path / "role.md"
     role.write_text("You are terse. " * 150, encoding="utf-8")  # ~700 estimated tokens
