@@ -130,22 +130,18 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
         finally:
             timing["prepare"] = time.perf_counter() - t0
 
-    def timed_record(*a: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return record(*a, **kw)
-        finally:
-            timing["record"] = time.perf_counter() - t0
+    def timed(name: str, fn: Any) -> Any:
+        def run(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                timing[name] = time.perf_counter() - t0
+        return run
 
     from mnemara.memory import recall
     pick = recall.pick
-
-    def timed_pick(*a: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return pick(*a, **kw)
-        finally:
-            timing["recall"] = time.perf_counter() - t0
+    timed_record, timed_pick = timed("record", record), timed("recall", pick)
 
     engine.prepare, engine.record = timed_prepare, timed_record  # type: ignore[method-assign]
     recall.pick = timed_pick

@@ -176,19 +176,15 @@ def test_the_child_runs_with_two_malloc_arenas_unless_the_user_chose(
     # glibc's default (8 arenas per core) left a fresh child holding ~50 MB more after its first
     # dozen writes; a user's own MALLOC_ARENA_MAX is theirs to keep
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    index = RemoteIndex.open(tmp_path / "a", HASH)
-    try:
-        index.upsert(FACTS)
-        assert child_environ(index.pid)["MALLOC_ARENA_MAX"] == "2"
-    finally:
-        index.close()
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    index = RemoteIndex.open(tmp_path / "b", HASH)
-    try:
-        index.upsert(FACTS)
-        assert child_environ(index.pid)["MALLOC_ARENA_MAX"] == "4"
-    finally:
-        index.close()
+    for name, chosen, expected in (("a", None, "2"), ("b", "4", "4")):
+        if chosen:
+            monkeypatch.setenv("MALLOC_ARENA_MAX", chosen)
+        index = RemoteIndex.open(tmp_path / name, HASH)
+        try:
+            index.upsert(FACTS)
+            assert child_environ(index.pid)["MALLOC_ARENA_MAX"] == expected
+        finally:
+            index.close()
 
 
 def test_the_session_never_loads_lancedb_the_embedder_or_numpy(tmp_path: Path) -> None:
