@@ -16,7 +16,7 @@ import pytest
 from mnemara.config import Config
 from mnemara.engine.oneshot import AskFailed, ask_once
 from mnemara.replay.synthesize import SynthesisFailed, ask
-from tests.fakes.fake_cli import FAKE_CLI_PATH, fake_cli
+from tests.fakes.fake_cli import FAKE_CLI_PATH, fake_cli, parse_argv
 
 
 def _run(tmp_path: Path, turns: list[list[dict[str, Any]]], **kwargs: Any) -> tuple[Any, Any]:
@@ -72,10 +72,11 @@ def test_replays_question_goes_on_the_wire_as_before(tmp_path: Path,
         monkeypatch.setenv(key, value)
     config = Config.defaults().replace(replay_model="claude-haiku-test")
     assert ask(config, "SYSTEM", "the excerpts") == "a draft"
-    assert setup.argvs()[0] == ["--output-format", "stream-json", "--verbose", "--system-prompt",
-                                "SYSTEM", "--tools", "", "--max-turns", "1", "--model",
-                                "claude-haiku-test", "--setting-sources=", "--input-format",
-                                "stream-json"]
+    # flags as the CLI reads them, whether the SDK writes `--flag value` or `--flag=value`
+    assert parse_argv(setup.argvs()[0]) == {
+        "--output-format": "stream-json", "--verbose": "", "--system-prompt": "SYSTEM",
+        "--tools": "", "--max-turns": "1", "--model": "claude-haiku-test",
+        "--setting-sources": "", "--input-format": "stream-json"}
     sent = [e["stdin"] for e in setup.log() if "stdin" in e]
     assert [m["type"] for m in sent] == ["control_request", "user"]
     assert sent[1] == {"type": "user", "client_composed": True, "parent_tool_use_id": None,

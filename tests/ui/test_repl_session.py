@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pexpect
 
-from tests.fakes.fake_cli import fake_cli, read_log
+from tests.fakes.fake_cli import fake_cli, parse_argv, read_log
 from tests.ui.test_repl import ENV_EXTRA, spawn
 
 
@@ -34,7 +34,7 @@ def test_role_doc_opens_editor_and_the_next_turn_sends_the_saved_text(fake_cli_e
     child.sendeof()
     child.expect(pexpect.EOF)
     argv = [e["argv"] for e in read_log(fake.log_path) if "argv" in e][-1]
-    assert argv[argv.index("--system-prompt") + 1] == "Always answer in haiku."
+    assert parse_argv(argv)["--system-prompt"] == "Always answer in haiku."
 
 
 def test_role_doc_editor_failure_leaves_the_role_doc_alone(fake_cli_env: dict[str, str],
