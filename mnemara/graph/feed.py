@@ -276,27 +276,21 @@ def drain(graph: Graph, db: sqlite3.Connection, *, limit: int = BATCH, force: bo
                 # The round in one graph transaction and one SQLite transaction (a commit costs
                 # ~3 ms: an import of 5,000 turns links in seconds, not half a minute); if any
                 # atom fails, nothing of the round is kept and each is applied on its own.
-                if len(ready) > 1 and _apply_together(conn, db, ready):
-                    applied += len(ready)
-                    ready = []
-                for seqs, atom_id, op, atom in ready:
+                if len(ready) > 1:
+                    try:
+                        _apply(conn, db, ready)
+                        applied += len(ready)
+                        ready = []
+                    except RuntimeError:
+                        pass  # nothing of the round was kept: one atom at a time below
+                for item in ready:
                     # One graph transaction and one SQLite transaction per atom: a failure on
                     # one (an engine error) leaves it queued and the others applied.
-                    db.execute("BEGIN IMMEDIATE")
                     try:
-                        conn.execute("BEGIN TRANSACTION")
-                        try:
-                            apply_atom(conn, db, atom_id, op, atom)
-                            conn.execute("COMMIT")
-                        except BaseException:
-                            conn.execute("ROLLBACK")
-                            raise
-                        db.executemany("DELETE FROM graph_outbox WHERE seq = ?", [(s,) for s in seqs])
-                        db.execute("COMMIT")
+                        _apply(conn, db, [item])
                         applied += 1
                     except RuntimeError as exc:
-                        db.execute("ROLLBACK")
-                        _failed(db, seqs, f"graph update failed: {exc}")
+                        _failed(db, item[0], f"graph update failed: {exc}")
         except GraphUnavailable as exc:
             seqs = [s for item in items for s in item[0]]
             _failed(db, seqs, str(exc))
@@ -306,10 +300,11 @@ def drain(graph: Graph, db: sqlite3.Connection, *, limit: int = BATCH, force: bo
             return FeedReport(applied, left, error if left else None)
 
 
-def _apply_together(conn: Any, db: sqlite3.Connection,
-                    items: list[tuple[list[int], str, str, Atom | None]]) -> bool:
-    """Apply `items` in one graph transaction and one SQLite transaction; False (both rolled
-    back, nothing applied) when any of them fails."""
+def _apply(conn: Any, db: sqlite3.Connection,
+           items: list[tuple[list[int], str, str, Atom | None]]) -> None:
+    """Apply `items` in one graph transaction and one SQLite transaction, their outbox rows
+    removed with them; on a RuntimeError both are rolled back (nothing applied) and it is
+    raised."""
     db.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("BEGIN TRANSACTION")
@@ -323,10 +318,9 @@ def _apply_together(conn: Any, db: sqlite3.Connection,
         db.executemany("DELETE FROM graph_outbox WHERE seq = ?",
                        [(s,) for seqs, *_ in items for s in seqs])
         db.execute("COMMIT")
-        return True
     except RuntimeError:
         db.execute("ROLLBACK")
-        return False
+        raise
 
 
 def feed(instance: "Instance", config: "Config", db: sqlite3.Connection | None = None, *,
