@@ -15,10 +15,9 @@ Atom field plus `vector`, a fixed-size float32 list, null for atoms not embedded
   from caller strings; kinds are checked against KINDS and timestamps against a strict regex.
 - Freshness: rows added since the last `optimize()` are searchable at once (LanceDB scans what
   its FTS and vector indexes do not cover yet), but that scan grows with them, so `upsert` calls
-  `optimize()` every `optimize_every` calls (default 64; 0 leaves it to the caller). optimize()
-  compacts, folds new rows into the FTS and vector indexes, and from VECTOR_INDEX_MIN_ROWS rows
-  creates the IVF_HNSW_SQ vector index and a BTree on turn_id (once, a few seconds; ~35 s at
-  100k rows).
+  `optimize()` every `optimize_every` calls (OPTIMIZE_EVERY; 0 leaves it to the caller).
+  optimize() compacts, folds new rows into the FTS and vector indexes, drops old versions and keeps the
+  indexes a growing table needs (a vector index, a BTree on turn_id: upkeep.py).
 - Another process may write the table: the connection re-checks the latest version on every
   read (`read_consistency_interval=0`, a directory listing, ~0.2 ms).
 
@@ -43,6 +42,7 @@ from .atoms import KINDS, Atom, Hit
 from .embedders import Embedder, EmbedderUnavailable
 from .fusion import (DEFAULT, SEARCH_REACH, Candidate, Params, context_turns, fuse, lift_neighbours,
                      mark_time, own_match, query_terms, search_text, with_search_text)
+from .upkeep import VersionClock, keep_indexes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -54,11 +54,7 @@ META_FILE = "embedder.json"
 EMBED_BATCH = 64
 EMBED_RETRY_SECONDS = 60.0  # after the embedder failed, full text only for this long
 WRITE_BATCH = 2_000
-# From this many rows optimize() builds an IVF_HNSW_SQ (cosine) index: a flat scan of 384-dim
-# vectors costs ~10-15 ms at 10k rows and ~90 ms at 100k, the index ~4-6 ms at 100k. Building it
-# takes a few seconds at 5k rows (~35 s at 100k, once; later optimize() calls extend it).
-VECTOR_INDEX_MIN_ROWS = 5_000
-OPTIMIZE_EVERY = 8  # upserts between optimize() calls: fragments slow searches ~2x (45 ms at 500 atoms)
+OPTIMIZE_EVERY = 8  # upserts between optimize() calls (upkeep.py: why not more often)
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 COLUMNS = ("id", "kind", "source", "line", "turn_id", "role", "category", "created_at",
            "superseded", "text")
@@ -94,6 +90,7 @@ class MemoryIndex:
         self.params = params
         self.optimize_every = optimize_every
         self._writes = 0
+        self._versions = VersionClock()
         self._embed_error: str | None = None
         self._embed_failed_at = 0.0
         self._executor: ThreadPoolExecutor | None = None
@@ -103,9 +100,7 @@ class MemoryIndex:
     @classmethod
     def open(cls, directory: Path, embedder: Embedder | None, *, params: Params = DEFAULT,
              optimize_every: int = OPTIMIZE_EVERY) -> "MemoryIndex":
-        # Lance logs warnings from Rust straight to stderr, which would land on the chat's screen.
-        os.environ.setdefault("LANCE_LOG", "error")
-        import lancedb  # lazy: ~1.8 s
+        lancedb = import_lancedb()  # lazy: ~1.8 s
 
         ensure_private_dir(Path(directory))
         db = lancedb.connect(str(directory), read_consistency_interval=timedelta(0))
@@ -255,19 +250,10 @@ class MemoryIndex:
         return done
 
     def optimize(self) -> None:
-        """Compact fragments, bring the FTS and vector indexes up to date, and, once the table
-        holds VECTOR_INDEX_MIN_ROWS rows, create the vector index and a BTree on turn_id."""
-        from lancedb.index import BTree
-
-        self._table.optimize(cleanup_older_than=timedelta(hours=1))
-        if self.count() < VECTOR_INDEX_MIN_ROWS:
-            return
-        indexed = {tuple(i.columns) for i in self._table.list_indices()}
-        if ("turn_id",) not in indexed:  # the neighbour lookup
-            self._table.create_index("turn_id", config=BTree())
-        if "vector" in self._table.schema.names and ("vector",) not in indexed:
-            self._table.create_index(metric="cosine", vector_column_name="vector",
-                                     index_type="IVF_HNSW_SQ")
+        """Compact fragments, bring the FTS and vector indexes up to date, drop old versions,
+        and keep the indexes a growing table needs (see upkeep.py)."""
+        self._table.optimize(cleanup_older_than=self._versions.cleanup_older_than(self._table.version))
+        keep_indexes(self._table, self.count())
 
     # -- searching ---------------------------------------------------------------------------
 
@@ -508,9 +494,7 @@ def read_rows(directory: Path, ids: Collection[str], *, vectors: bool = True) ->
     empty = StoredRows({}, {}, meta.get("embedder"))
     if not ids or not (directory / f"{TABLE}.lance").is_dir():
         return empty
-    os.environ.setdefault("LANCE_LOG", "error")
-    import lancedb
-    table = lancedb.connect(str(directory)).open_table(TABLE)
+    table = import_lancedb().connect(str(directory)).open_table(TABLE)
     with_vec = vectors and "vector" in table.schema.names
     out = StoredRows({}, {}, empty.embedder)
     wanted = list(ids)
@@ -527,6 +511,15 @@ def read_rows(directory: Path, ids: Collection[str], *, vectors: bool = True) ->
 
 
 # -- module helpers ------------------------------------------------------------------------------
+
+def import_lancedb() -> Any:
+    """lancedb, its Rust log kept off the terminal: its warnings go straight to stderr, which
+    would land on the chat's screen. LANCEDB_LOG is lancedb's switch (LANCE_LOG, pylance's, does
+    nothing here); the user's own setting wins."""
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    import lancedb
+    return lancedb
+
 
 def _col(name: str) -> Any:
     from lancedb.expr import col

@@ -361,7 +361,7 @@ def _memory(instance: "Instance", config: "Config | None", store_ok: bool) -> li
 
 
 def _index(instance: "Instance", config: "Config | None") -> Check:
-    from ..index.lance import META_FILE, TABLE
+    from ..index.lance import META_FILE, TABLE, import_lancedb
     name = "memory index"
     directory = instance.index_dir
     fix = f"`mnemara reindex -i {instance.name}` rebuilds it from the turns, notes and wiki pages"
@@ -373,10 +373,8 @@ def _index(instance: "Instance", config: "Config | None") -> Check:
         meta = {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Check(name, PROBLEM, f"{directory / META_FILE} is unreadable ({type(exc).__name__})", fix)
-    os.environ.setdefault("LANCE_LOG", "error")
     try:
-        import lancedb
-        db = lancedb.connect(str(directory))
+        db = import_lancedb().connect(str(directory))
         if TABLE not in db.list_tables().tables:
             return Check(name, OK, "empty (no table yet)")
         table = db.open_table(TABLE)
