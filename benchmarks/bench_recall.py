@@ -81,6 +81,16 @@ def pct(values: list[float], q: float) -> float:
     return float(np.quantile(values, q))
 
 
+def search_times(index: MemoryIndex, queries: list[str]) -> list[float]:
+    """Seconds per `search(q, k=10)`, one per query."""
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q, k=10)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000")
@@ -134,11 +144,7 @@ def main() -> int:
             # the same searches with the query vectors precomputed: the index's own share
             qtable = dict(zip(queries, embedder.embed(queries)))
             index.embedder = Precomputed(embedder.name, embedder.dim, qtable)
-            search_only = []
-            for q in queries:
-                t0 = time.perf_counter()
-                index.search(q, k=10)
-                search_only.append(time.perf_counter() - t0)
+            search_only = search_times(index, queries)
             vindex = ("IVF_HNSW_SQ" if n >= HNSW_MIN_ROWS else "IVF_FLAT" if n >= VECTOR_INDEX_MIN_ROWS
                       else "flat")
             p50, p95 = pct(times, 0.5), pct(times, 0.95)
@@ -161,11 +167,7 @@ def main() -> int:
                     index.optimize()
             grow = time.perf_counter() - t0
             index.embedder = Precomputed(embedder.name, embedder.dim, qtable)
-            grown = []
-            for q in queries:
-                t0 = time.perf_counter()
-                index.search(q, k=10)
-                grown.append(time.perf_counter() - t0)
+            grown = search_times(index, queries)
             segments = next((i.num_segments for i in index._table.list_indices() if i.columns == ["vector"]), 0)
             print(f"  after {GROWN_WRITES} writes of 10 atoms ({grow:.1f} s), query vector given  p50 "
                   f"{pct(grown, 0.5) * 1000:6.1f} ms  p95 {pct(grown, 0.95) * 1000:6.1f} ms; vector index "
