@@ -16,10 +16,10 @@ Atom field plus `vector`, a fixed-size float32 list, null for atoms not embedded
 - Freshness: rows added since the last `optimize()` are searchable at once (LanceDB scans what
   its FTS and vector indexes do not cover yet), but that scan grows with them, so `upsert` calls
   `optimize()` every `optimize_every` calls (OPTIMIZE_EVERY; 0 leaves it to the caller).
-  optimize() compacts, folds new rows into the FTS and vector indexes, drops old versions and keeps the
-  indexes a growing table needs (a vector index, a BTree on turn_id: upkeep.py).
+  optimize() compacts, folds new rows into the FTS and vector indexes, drops old versions and
+  keeps the indexes a growing table needs (a vector index, a BTree on turn_id: upkeep.py).
 - Another process may write the table: the connection re-checks the latest version on every
-  read (`read_consistency_interval=0`, a directory listing, ~0.2 ms).
+  read (`read_consistency_interval=0`: ~0.2 ms, more with many old versions, see upkeep.py).
 
 Search: `fusion.py` holds the scoring (signals, weights, neighbour lifting) and its calibration.
 LanceDB is imported lazily (about 1.8 s), inside `open`.

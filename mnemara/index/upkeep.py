@@ -28,10 +28,10 @@ what the optimize does), every eighth once IVF_HNSW_SQ.
 
 Old versions: every write makes a version, and with `read_consistency_interval=0` each query
 first looks for the latest, which costs more the more versions there are: the 600 of a 2,000-turn
-soak made every query ~0.9 ms slower (a search runs three or four), as a cleaned-up copy showed. They are kept for MAX_VERSION_AGE, so a reader in
-another process never loses the files of the version it reads, but no more than KEEP_VERSIONS
-of them beyond what MIN_VERSION_AGE needs: a burst of writes (an import, a fast session) would
-otherwise leave hundreds behind for an hour.
+soak made every query ~0.9 ms slower (a search runs three or four), as a cleaned-up copy showed.
+They are kept for MAX_VERSION_AGE, so a reader in another process never loses the files of the
+version it reads, but no more than KEEP_VERSIONS of them beyond what MIN_VERSION_AGE needs: a
+burst of writes (an import, a fast session) would otherwise leave hundreds behind for an hour.
 """
 
 from __future__ import annotations
