@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..instance import Instance
     from ..memory.service import MemoryService
-    from .import_export import ExportBundle
+    from .export_read import ExportBundle
 
 ROLES = ("user", "assistant")
 KEYS = ("role", "text", "ts")
@@ -184,7 +184,7 @@ def load_conversation(path: str | Path) -> Loaded:
     """Read and check the file at `path` ("-": stdin): a JSONL conversation, or an export when
     its first record is an export header. MnemaraError names the first bad line. Touches no
     instance, so a caller can check a file before creating one."""
-    from .import_export import is_export_header, parse_export
+    from .export_read import is_export_header, parse_export
     started = time.perf_counter()
     data, name = read_source(path)
     first = next((line for line in data.split(b"\n", 50)[:50] if line.strip()), b"")
@@ -212,7 +212,8 @@ def import_turns(instance: "Instance", config: "Config", conversation: Loaded, *
     already open memory service to drain with (one is opened and closed otherwise).
     """
     from ..lock import instance_lock
-    from .import_export import ExportBundle, finish_interrupted_import, write_export
+    from .export_read import ExportBundle
+    from .import_export import finish_interrupted_import, write_export
     started = time.perf_counter()
     bundle = conversation if isinstance(conversation, ExportBundle) else None
     with instance_lock(instance, exclusive=True, purpose="import"):

@@ -101,7 +101,8 @@ def default_export_path(engine: "TurnEngine") -> Path:
                                    "goes into a new instance: `mnemara import -i NAME FILE`).",
          while_busy=False)
 async def _import(engine: "TurnEngine", arg: str) -> Outcome:
-    from ..ops.import_export import ExportBundle, check_empty
+    from ..ops.export_read import ExportBundle
+    from ..ops.import_export import check_empty
     from ..ops.importer import import_turns, load_conversation
     if not arg or arg == "-":
         raise CommandError("usage: /import FILE (a JSONL conversation: one "
