@@ -3,7 +3,11 @@
 One TurnEngine on a new instance with the default config (20-turn window, automatic recall with
 the local embedder) runs 2,000 turns against tests/fakes/fake_cli.py as its Claude CLI: every
 turn spawns the CLI through the SDK, streams a reply of a few hundred to two thousand characters,
-and every tenth turn the model saves a memory note through mnemara's own MCP tool. After each
+and every tenth turn the model saves a memory note through mnemara's own MCP tool. The turns say
+what people say in the LoCoMo conversations (`--text locomo`, from ../shared/data/locomo-dev or
+`--corpus DIR`), or, with `--text words`, sentences of a 29-word vocabulary: every turn then
+holds nearly every word, so every full-text query matches every stored turn (the full-text
+index's worst case). After each
 turn the memory index is drained as the chat does it in the background (new window turns wait
 until a batch of them is queued: memory/service.py, WINDOW_BATCH). So the window keeps
 evicting, the archive, the index and the memory files keep growing, and anything that leaks per
@@ -21,8 +25,11 @@ Measured:
   so does its peak anywhere after turn 100 (the child's memory is a sawtooth: it grows until the
   child is replaced).
 - engine overhead per turn (TurnEngine.prepare + record: role doc, budget, recall, storing,
-  rendering; the CLI round trip excluded), p50 and p95 over turns 100-199 and 1900-1999.
-  Target: the late window within 20% of the early one, for both.
+  rendering; the CLI round trip excluded), p50 and p95 over turns 100-199 and 1901-2000.
+  Target: the late window within 20% of the early one, for both. Turns 1900-2000 repeat turns
+  99-199 (the same messages and replies), so the two windows do the same work on a store that
+  differs: a short message searches a second time with the end of the last reply (recall.pick),
+  and how many do moved the figures more than the index's growth when the windows differed.
 The whole turn's wall time (CLI round trip included) is printed beside it, for information.
 
 `--turns N` for a quick run (the windows become N/20 turns wide, at N/20 and at the end);
@@ -32,7 +39,8 @@ machine skew the timings: the load average is printed with them.
 `--window-batch`, `--recycle-growth` and `--warm-writes` override mnemara's limits for the
 index writes and the index process, to measure them (`--window-batch 1`: a write per turn).
 
-Run: python benchmarks/bench_soak.py [--turns N] [--embedder local|hash|none]
+Run: python benchmarks/bench_soak.py [--turns N] [--text locomo|words] [--corpus DIR]
+                                    [--embedder local|hash|none]
                                     [--index-process auto|child|inline] [--window-batch N]
                                     [--recycle-growth MB] [--warm-writes N]
 Exit status 1 when a target is missed.
@@ -57,7 +65,7 @@ sys.path.insert(0, str(REPO))
 
 RSS_GROWTH_MB = 50.0
 OVERHEAD_DRIFT = 0.20
-SCRIPT_TURNS = 50
+CORPUS = REPO.parent / "shared" / "data" / "locomo-dev"
 
 WORDS = ("the", "config", "loader", "reads", "settings", "once", "at", "start-up", "so", "a",
          "reload", "does", "not", "pick", "them", "up", "retry", "timeout", "index", "window",
@@ -82,18 +90,71 @@ def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
 
 
-def script(rng: random.Random) -> list[list[dict[str, Any]]]:
-    """SCRIPT_TURNS reply shapes, cycled through: streamed replies of varied length, and every
-    tenth turn a write_memory call before the reply."""
-    turns = []
-    for i in range(SCRIPT_TURNS):
-        reply = " ".join(sentence(rng, rng.randint(6, 20)) for _ in range(rng.randint(3, 25)))
-        steps: list[dict[str, Any]] = [{"text": reply, "chunks": 3}]
-        if i % 10 == 9:
-            steps.insert(0, {"tool": "mcp__mnemara__write_memory",
-                             "input": {"text": f"soak note {i}: {sentence(rng, 12)}"}})
-        turns.append(steps)
-    return turns
+class WordsText:
+    """The 29-word vocabulary (`--text words`): every turn holds nearly every word, so every
+    full-text query matches every stored turn, the worst case for the full-text index."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def message(self, i: int) -> str:
+        return f"message {i}: {sentence(self.rng, self.rng.randint(4, 40))}"
+
+    def reply(self) -> str:
+        return " ".join(sentence(self.rng, self.rng.randint(6, 20)) for _ in range(self.rng.randint(3, 25)))
+
+    def note(self, i: int) -> str:
+        return f"soak note {i}: {sentence(self.rng, 12)}"
+
+
+class ConversationText:
+    """Real conversation (`--text locomo`, the default): lines of the LoCoMo conversations in
+    CORPUS (~4,400), drawn at random so that every stretch of the soak says the same kind of
+    thing. (Taken in order, one stretch of a conversation differed from another in length and in
+    how many messages were short follow-ups, which moved the figures more than the index did.)
+    A message or a note is one line; a reply is a run of 2-14 consecutive lines (a few hundred
+    to two thousand characters)."""
+
+    def __init__(self, rng: random.Random, directory: Path) -> None:
+        self.rng = rng
+        self.lines: list[str] = []
+        for path in sorted(directory.glob("*.json")):
+            data = json.loads(path.read_text())
+            n = 1
+            while f"session_{n}" in data:
+                self.lines += [t["text"] for t in data[f"session_{n}"] if t.get("text", "").strip()]
+                n += 1
+        if len(self.lines) < 100:
+            raise SystemExit(f"bench_soak: too few conversation lines in {directory} "
+                             "(--corpus DIR, or --text words)")
+
+    def message(self, i: int) -> str:
+        return self.rng.choice(self.lines)
+
+    def reply(self) -> str:
+        n = self.rng.randint(2, 14)
+        start = self.rng.randrange(len(self.lines) - n)
+        return " ".join(self.lines[start:start + n])
+
+    def note(self, i: int) -> str:
+        return self.rng.choice(self.lines)
+
+
+def plan(text: Any, turns: int, width: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each turn's message and the fake CLI's script for it: a streamed reply, and every tenth
+    turn a write_memory call before it. The late window (the last `width` turns) and the turn
+    before it repeat the early window (turns width to 2*width-1) and the turn before that, so
+    the two windows the targets compare do the same work and differ only in what is stored."""
+    inputs = []
+    for i in range(1, turns + 1):
+        message = text.message(i)
+        steps: list[dict[str, Any]] = [{"text": text.reply(), "chunks": 3}]
+        if i % 10 == 0:
+            steps.insert(0, {"tool": "mcp__mnemara__write_memory", "input": {"text": text.note(i)}})
+        inputs.append((message, steps))
+    for j in range(width + 1):  # 0-based indexes
+        inputs[turns - width - 1 + j] = inputs[width - 2 + j]
+    return inputs
 
 
 def window_stats(values: list[float]) -> tuple[float, float]:
@@ -101,7 +162,8 @@ def window_stats(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str, Any]:
+async def soak(turns: int, embedder: str, width: int, process: str, text_kind: str,
+               corpus: Path) -> dict[str, Any]:
     from mnemara.engine.turn import TurnEngine
     from mnemara.instance import Instance
     from tests.fakes.drive import run_turn
@@ -116,7 +178,9 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
     elif embedder != config.rag_embedder:
         inst.save_config(config.replace(rag_embedder=embedder))
     inst.save_config(inst.load_config().replace(rag_index_process=process))
-    fake = fake_cli(tmp / "fake", script(rng))
+    text = WordsText(rng) if text_kind == "words" else ConversationText(rng, corpus)
+    inputs = plan(text, turns, width)
+    fake = fake_cli(tmp / "fake", [])
     fake.env.pop("MNEMARA_FAKE_CLI_LOG")  # a log of every request would grow without bound
     engine = TurnEngine(inst, cli_path=fake.cli_path, env=fake.env)
 
@@ -145,6 +209,15 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
 
     engine.prepare, engine.record = timed_prepare, timed_record  # type: ignore[method-assign]
     recall.pick = timed_pick
+    searches = [0]  # memory searches so far: a short message searches a second time (recall.pick)
+    search = engine.memory.search
+
+    def counted_search(*a: Any, **kw: Any) -> Any:
+        searches[0] += 1
+        return search(*a, **kw)
+
+    engine.memory.search = counted_search  # type: ignore[method-assign]
+    two_searches: list[bool] = []
     overhead, wall, rss = [], [], {}
     parts: dict[str, list[float]] = {"recall": [], "rest of prepare": [], "record": []}
     parent_rss, child_rss, total_rss = [], [], []
@@ -153,10 +226,12 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
     started = time.perf_counter()
     try:
         for i in range(1, turns + 1):
-            fake.state_path.write_text(str((i - 1) % SCRIPT_TURNS))
-            text = f"message {i}: {sentence(rng, rng.randint(4, 40))}"
+            message, steps = inputs[i - 1]
+            fake.script_path.write_text(json.dumps({"turns": [steps]}))
+            fake.state_path.write_text("0")
+            searches_before = searches[0]
             t0 = time.perf_counter()
-            events = await run_turn(engine, text)
+            events = await run_turn(engine, message)
             wall.append(time.perf_counter() - t0)
             done = events[-1]
             if getattr(done, "status", None) != "complete":
@@ -166,6 +241,7 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
             parts["recall"].append(timing.get("recall", 0.0))
             parts["rest of prepare"].append(timing["prepare"] - timing.get("recall", 0.0))
             parts["record"].append(timing["record"])
+            two_searches.append(searches[0] - searches_before > 1)
             timing.pop("recall", None)
             if engine.memory.enabled:
                 engine.memory.drain(hold=True)  # as the chat does after a turn
@@ -191,8 +267,7 @@ async def soak(turns: int, embedder: str, width: int, process: str) -> dict[str,
         recall.pick = pick
     return {"overhead": overhead, "parts": parts, "wall": wall, "rss": rss, "parent_rss": parent_rss,
             "child_rss": child_rss, "total_rss": total_rss, "children": started_children,
-            "fresh": fresh,
-            "recycled": recycled}
+            "fresh": fresh, "recycled": recycled, "two_searches": two_searches}
 
 
 def main() -> int:
@@ -200,6 +275,11 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=2000)
     ap.add_argument("--embedder", choices=("local", "hash", "none"), default="local",
                     help="the instance's rag_embedder (none: no index, no recall); default local")
+    ap.add_argument("--text", choices=("locomo", "words"), default="locomo",
+                    help="what the turns say: real conversation lines (default) or the 29-word "
+                         "vocabulary, the full-text index's worst case")
+    ap.add_argument("--corpus", type=Path, default=CORPUS,
+                    help=f"the LoCoMo conversations for --text locomo; default {CORPUS}")
     ap.add_argument("--index-process", choices=("auto", "child", "inline"), default="auto",
                     help="the instance's rag_index_process; default auto (a child, as in the TUI)")
     # For measuring the limits (README): each defaults to mnemara's own constant.
@@ -221,12 +301,15 @@ def main() -> int:
     print(f"limits: {service.WINDOW_BATCH} atoms per window write, a new index process after "
           f"{remote.RECYCLE_GROWTH_MB:g} MB of growth past its size at write {remote.WARM_WRITES} "
           f"or {remote.RECYCLE_AFTER_WRITES} writes")
-    print(f"{args.turns:,} turns, embedder {args.embedder}, index process {args.index_process}; load average "
+    if args.text == "locomo" and not args.corpus.is_dir():
+        ap.error(f"no conversations at {args.corpus}: --corpus DIR, or --text words")
+    print(f"{args.turns:,} turns of {args.text} text, embedder {args.embedder}, index process {args.index_process}; load average "
           f"{os.getloadavg()[0]:.2f} (other processes skew the timings)")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MNEMARA_HOME"] = tmp
         os.environ.pop("MNEMARA_INSTANCE", None)
-        result = asyncio.run(soak(args.turns, args.embedder, width, args.index_process))
+        result = asyncio.run(soak(args.turns, args.embedder, width, args.index_process,
+                                  args.text, args.corpus))
     overhead, wall, rss = result["overhead"], result["wall"], result["rss"]
     early = slice(width - 1, 2 * width - 1)  # turns width .. 2*width-1 (100-199 by default)
     late = slice(args.turns - width, args.turns)
@@ -252,7 +335,7 @@ def main() -> int:
         print("RSS of each new index child after its first turn: "
               + ", ".join(f"turn {t}: {mb:.0f} MB" for t, mb in result["fresh"]) + "  [info]")
     label_early = f"turns {width}-{2 * width - 1}"
-    label_late = f"turns {args.turns - width}-{args.turns - 1}"
+    label_late = f"turns {args.turns - width + 1}-{args.turns}"
     for name, values, target in (("engine overhead per turn", overhead, True),
                                  ("whole turn (CLI round trip included)", wall, False)):
         e50, e95 = window_stats(values[early])
@@ -272,6 +355,10 @@ def main() -> int:
         l50, l95 = window_stats(values[late])
         print(f"  of which {part}: p50 {e50 * 1000:.1f} -> {l50 * 1000:.1f} ms, "
               f"p95 {e95 * 1000:.1f} -> {l95 * 1000:.1f} ms  [info]")
+    two = result["two_searches"]
+    print(f"  turns that searched twice (a short message: the last reply is searched too): "
+          f"{sum(two[early]) / len(two[early]):.0%} ({label_early}), {sum(two[late]) / len(two[late]):.0%} "
+          f"({label_late})  [info]")
     after_new = {t + d for t, _ in result["fresh"] for d in range(1, 6)}  # 1-based turns
     recall = result["parts"]["recall"]
     near = [v for i, v in enumerate(recall, 1) if i in after_new]
