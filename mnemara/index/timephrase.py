@@ -318,46 +318,54 @@ class _Rule:
         # than not ("day", "may"), and scanning it with all the rules cost ~0.5 ms a turn, for
         # each of the ~150 candidates of a search whose query names a period (fusion.speaks_of).
         self.needs = [frozenset(group) for group in needs]
+
     @cached_property
     def pattern(self) -> re.Pattern[str]:
         # Compiled on first use: most processes import this module and never see a time word.
         return re.compile(self.regex, re.I)
 
 
-_ISO_DATE = _Rule(r"\b(?:on\s+)?(?P<date>(?:19|20)\d\d-\d\d?-\d\d?)\b", _explicit_date, {_YEAR_WORD})
+_ISO_DATE = _Rule(r"\b(?:on\s+)?(?P<date>(?:19|20)\d\d-\d\d?-\d\d?)\b", _explicit_date,
+                  {_YEAR_WORD})
 _SLASH_DATE = _Rule(r"\b(?:on\s+)?(?P<date>\d\d?/\d\d?/(?:(?:19|20)\d\d|\d\d))\b(?!/)",
                     _explicit_date, {_SLASH_WORD})
 _MONTH_DAY = _Rule(rf"\b(?:(?P<on>on|the)\s+)?(?P<date>{_MONTH}\s+(?:the\s+)?\d\d?"
-                   rf"(?P<ord>st|nd|rd|th)?(?:,?\s+{_YEAR})?)\b(?![:.]\d)", _explicit_date, _MONTH_SET)
+                   rf"(?P<ord>st|nd|rd|th)?(?:,?\s+{_YEAR})?)\b(?![:.]\d)", _explicit_date,
+                   _MONTH_SET)
 _DAY_MONTH = _Rule(rf"\b(?:(?P<on>on)\s+)?(?:the\s+)?(?P<date>\d\d?(?P<ord>st|nd|rd|th)?\s+"
                    rf"(?P<of>of\s+)?{_MONTH}(?:,?\s+{_YEAR})?)\b", _explicit_date, _MONTH_SET)
 _SPAN_INTRO = r"(?:(?P<intro>in|over|during|within|for)\s+)?(?:the\s+)?"
 _RULES = [
     _ISO_DATE, _SLASH_DATE, _MONTH_DAY, _DAY_MONTH,
-    _Rule(rf"\b(?:(?:in|during|of|from|since)\s+)?{_MONTH},?\s+{_YEAR}\b", _month_year, _MONTH_SET, {_YEAR_WORD}),
+    _Rule(rf"\b(?:(?:in|during|of|from|since)\s+)?{_MONTH},?\s+{_YEAR}\b", _month_year,
+          _MONTH_SET, {_YEAR_WORD}),
     _Rule(rf"\b(?P<mod>in|during|of|from|since|early|late|mid|last|this|past|previous|throughout)"
-          rf"(?:\s+|-)(?:the\s+month\s+of\s+)?(?P<month>{_MONTH_WORDS})\b", _month_only, _MONTH_SET,
-          {"in", "during", "of", "from", "since", "early", "late", "mid", "last", "this", "past",
-           "previous", "throughout"}),
-    _Rule(rf"\b(?P<mod>in|during|of|from|since|throughout)\s+{_YEAR}\b(?![-/.]\d)", _year_only, {_YEAR_WORD},
-          {"in", "during", "of", "from", "since", "throughout"}),
+          rf"(?:\s+|-)(?:the\s+month\s+of\s+)?(?P<month>{_MONTH_WORDS})\b", _month_only,
+          _MONTH_SET, {"in", "during", "of", "from", "since", "early", "late", "mid", "last",
+                       "this", "past", "previous", "throughout"}),
+    _Rule(rf"\b(?P<mod>in|during|of|from|since|throughout)\s+{_YEAR}\b(?![-/.]\d)", _year_only,
+          {_YEAR_WORD}, {"in", "during", "of", "from", "since", "throughout"}),
     _Rule(rf"\b{_NUM}\s+{_UNIT}\s+ago\b", _ago, {"ago"}, _UNIT_SET),
-    _Rule(rf"\b{_SPAN_INTRO}(?:last|past|previous)\s+{_SPAN_NUM}\s+{_UNIT}\b", _rolling, _UNIT_SET, {"last", "past", "previous"}),
+    _Rule(rf"\b{_SPAN_INTRO}(?:last|past|previous)\s+{_SPAN_NUM}\s+{_UNIT}\b", _rolling,
+          _UNIT_SET, {"last", "past", "previous"}),
     # "(?!\s+of)": "the last week of May" is about May, and the May rule finds it.
     _Rule(rf"\b(?:(?P<earlier>earlier)\s+)?{_SPAN_INTRO}"
           r"(?P<mod>last|this|previous|past|current)\s+"
-          r"(?P<unit>week|weekend|month|year)\b(?!\s+of\b)", _calendar, {"week", "weekend", "month", "year"},
-          {"last", "this", "previous", "past", "current"}),
+          r"(?P<unit>week|weekend|month|year)\b(?!\s+of\b)", _calendar,
+          {"week", "weekend", "month", "year"}, {"last", "this", "previous", "past", "current"}),
     _Rule(r"\b(?:(?:the\s+)?day\s+before\s+yesterday|(?P<word>yesterday|today|tonight))"
-          r"(?:\s+(?P<part>morning|afternoon|evening|night))?\b", _named_day, {"yesterday", "today", "tonight"}),
+          r"(?:\s+(?P<part>morning|afternoon|evening|night))?\b", _named_day,
+          {"yesterday", "today", "tonight"}),
     _Rule(r"\bearlier\s+today\b", _earlier_today, {"earlier"}, {"today"}),
-    _Rule(r"\b(?P<mod>this|last)\s+(?P<part>morning|afternoon|evening|night)\b", _this_part, {"this", "last"}, _DAY_PARTS),
+    _Rule(r"\b(?P<mod>this|last)\s+(?P<part>morning|afternoon|evening|night)\b", _this_part,
+          {"this", "last"}, _DAY_PARTS),
     # Weekdays need a lead-in ("on Monday"), so "Sunday school" or "Girl Friday" stay names.
     _Rule(rf"\b(?P<mod>on|last|this|past|previous|since|from)\s+(?P<wd>{'|'.join(_WEEKDAYS)})\b",
-          _weekday, _WEEKDAYS,
-          {"on", "last", "this", "past", "previous", "since", "from"}),
+          _weekday, _WEEKDAYS, {"on", "last", "this", "past", "previous", "since", "from"}),
 ]
 _SINCE_BEFORE = re.compile(r"\bsince\s+$", re.I)
+
+
 def resolve_time(query: str, now: datetime) -> TimeRange | None:
     """The period the first time phrase in `query` names, or None (quickly) if there is none."""
     words = _words(query) if query else None
@@ -366,7 +374,8 @@ def resolve_time(query: str, now: datetime) -> TimeRange | None:
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     candidates = [(m.start(), -(m.end() - m.start()), i, m)
-                  for i, rule in enumerate(_RULES) if all(not words.isdisjoint(g) for g in rule.needs)
+                  for i, rule in enumerate(_RULES)
+                  if all(not words.isdisjoint(group) for group in rule.needs)
                   for m in rule.pattern.finditer(query)]
     for start, _, index, m in sorted(candidates, key=lambda c: c[:3]):
         try:

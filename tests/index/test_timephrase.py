@@ -243,9 +243,10 @@ _PIECES = [
     "2023-03-05", "2023-3-5", "10:30", "May.", "school", "we", "marched", "mayday", "dayton",
     "weekends", "todays", "Sunday's",
     # whole phrases, each some rule's (the words above rarely line up into one)
-    "two days ago", "a couple of weeks ago", "3 months ago", "the past few days", "in the last 3 weeks",
-    "over the previous month", "last week", "this weekend", "earlier this year", "the last week of",
-    "in May", "last May", "during the month of June", "May 3rd, 2023", "on the 3rd of May", "Jan 2023",
+    "two days ago", "a couple of weeks ago", "3 months ago", "the past few days",
+    "in the last 3 weeks", "over the previous month", "last week", "this weekend",
+    "earlier this year", "the last week of", "in May", "last May", "during the month of June",
+    "May 3rd, 2023", "on the 3rd of May", "Jan 2023",
     "in 2023", "since 1999", "on 2023-03-05", "on 3/4/2023", "yesterday evening", "earlier today",
     "the day before yesterday", "this morning", "last night", "on Monday", "since Friday",
     "this Sunday", "throughout 2023", "mid-March", "late December",
