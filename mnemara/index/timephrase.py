@@ -57,8 +57,10 @@ class TimeRange:
 
 # -- stage 1: the pre-filter --------------------------------------------------------------------
 
-_MONTH_WORDS = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-                r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
+# Month names and their short forms, as whole words; the rules match them longest first.
+_MONTH_SET = frozenset(("jan january feb february mar march apr april may jun june jul july aug "
+                        "august sep sept september oct october nov november dec december").split())
+_MONTH_WORDS = "|".join(sorted(_MONTH_SET, key=lambda w: (-len(w), w)))
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 # -- stage 2: the grammar -----------------------------------------------------------------------
@@ -285,8 +287,6 @@ def warm_up() -> None:
 # Pseudo-words `_words` adds for a year (1900-2099) and a digit date ("3/4"); real words have
 # no "<".
 _YEAR_WORD, _SLASH_WORD = "<year>", "<slash>"
-_MONTH_SET = frozenset(("jan january feb february mar march apr april may jun june jul july aug "
-                        "august sep sept september oct october nov november dec december").split())
 _UNIT_SET = frozenset(u + s for u in ("hour", "day", "week", "month", "year") for s in ("", "s"))
 _TIME_WORDS = (_MONTH_SET | _UNIT_SET | frozenset(_WEEKDAYS) | frozenset(_DAY_PARTS)
                | {"ago", "yesterday", "today", "tonight", "weekend", _YEAR_WORD, _SLASH_WORD})
