@@ -287,6 +287,8 @@ def main() -> int:
     ap.add_argument("--recycle-growth", type=float, help="index.remote.RECYCLE_GROWTH_MB")
     ap.add_argument("--warm-writes", type=int, help="index.remote.WARM_WRITES")
     args = ap.parse_args()
+    if args.text == "locomo" and not args.corpus.is_dir():
+        ap.error(f"no conversations at {args.corpus}: --corpus DIR, or --text words")
     from mnemara.index import remote
     from mnemara.memory import service
     if args.window_batch is not None:
@@ -301,8 +303,6 @@ def main() -> int:
     print(f"limits: {service.WINDOW_BATCH} atoms per window write, a new index process after "
           f"{remote.RECYCLE_GROWTH_MB:g} MB of growth past its size at write {remote.WARM_WRITES} "
           f"or {remote.RECYCLE_AFTER_WRITES} writes")
-    if args.text == "locomo" and not args.corpus.is_dir():
-        ap.error(f"no conversations at {args.corpus}: --corpus DIR, or --text words")
     print(f"{args.turns:,} turns of {args.text} text, embedder {args.embedder}, index process {args.index_process}; load average "
           f"{os.getloadavg()[0]:.2f} (other processes skew the timings)")
     with tempfile.TemporaryDirectory() as tmp:
