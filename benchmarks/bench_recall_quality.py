@@ -216,7 +216,7 @@ def memoize(index: MemoryIndex) -> None:
         if key not in memo_c:
             memo_c[key] = cands_fn(query, where, pool, *rest)
         cands, mode, note = memo_c[key]
-        return {i: Candidate(c.atom, dict(c.raw)) for i, c in cands.items()}, mode, note
+        return {i: Candidate(c.atom, dict(c.raw), facts=c.facts) for i, c in cands.items()}, mode, note
 
     def neighbours(cands, p):
         cands = list(cands)

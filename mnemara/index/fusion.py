@@ -154,35 +154,66 @@ def states_time(text: str) -> bool:
     return bool(STATES_TIME.search(text[:SCAN_CHARS]))
 
 
+# What an atom's own text says about time is read once, when the atom is written (lance.py keeps
+# it in the row), not at every search: a search whose query names a period read the first time
+# phrase of each of its ~150-250 candidates, 20-45 ms a search, more as the index grew (its
+# full-text and vector lists overlap less, so there are more candidates), and in the 2,000-turn
+# soak these searches were the slowest turns. A row's facts count only when they were read by
+# this grammar: TIME_FACTS_VERSION goes up with every change to timephrase.py or STATES_TIME
+# (tests/test_index_time_facts.py holds their fingerprint), and older rows are read again in the
+# background (MemoryIndex.optimize) and meanwhile at search time, as before.
+TIME_FACTS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TimeFacts:
+    """The period the atom's first time phrase names, read at the time it was written
+    ("yesterday" in a turn of 17 March is 16 March), as [since, until) in UTC, or None; and
+    whether it states a time at all (STATES_TIME)."""
+
+    told: tuple[datetime, datetime] | None
+    states: bool
+
+
+def time_facts(text: str, created_at: str,
+               resolve: Callable[[str, datetime], "TimeRange | None"]) -> TimeFacts:
+    return TimeFacts(told_period(text, created_at, resolve), states_time(text))
+
+
+def told_period(text: str, created_at: str, resolve: Callable[[str, datetime], "TimeRange | None"]
+                ) -> tuple[datetime, datetime] | None:
+    try:
+        said = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    told = resolve(text[:SCAN_CHARS], said)
+    return None if told is None else (told.since, told.until)
+
+
 def mark_time(cands: Iterable["Candidate"], query: str, period: "TimeRange | None", lo: str, hi: str,
               resolve: Callable[[str, datetime], "TimeRange | None"]) -> None:
     """The time signals of a search's candidates: "time" for those written in the period the
     query names (`lo` <= created_at < `hi`, its bounds as ISO-8601 UTC strings) or speaking of
-    it, "when" for those stating a time when the query asks when. `resolve(text, now)` is the
-    time-phrase resolver."""
+    it, "when" for those stating a time when the query asks when. A candidate's stored
+    `facts` are used when it has them; otherwise its text is read here, with `resolve(text,
+    now)`, the time-phrase resolver."""
     cands = list(cands)
     if period is not None:
         for c in cands:
-            if lo <= c.atom.created_at < hi or speaks_of(c.atom, period, resolve):
+            told = c.facts.told if c.facts else told_period(c.atom.text, c.atom.created_at, resolve)
+            if lo <= c.atom.created_at < hi or speaks_of(told, period):
                 c.raw["time"] = 1.0
     if asks_when(query):
         for c in cands:
-            if states_time(c.atom.text):
+            if c.facts.states if c.facts else states_time(c.atom.text):
                 c.raw["when"] = 1.0
 
 
-def speaks_of(atom: Atom, period: "TimeRange",
-              resolve: Callable[[str, datetime], "TimeRange | None"]) -> bool:
-    """Whether the atom's own time phrase, read at the time it was written ("yesterday" in a
-    turn of 17 March is 16 March), falls in `period`: a question about 16 March is answered by
-    what was said about that day, often a day or a week later. Measured on the recall
-    benchmark: temporal questions 0.774 -> 0.800 hit@t10."""
-    try:
-        said = datetime.fromisoformat(atom.created_at.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    told = resolve(atom.text[:SCAN_CHARS], said)
-    return told is not None and told.since < period.until and period.since < told.until
+def speaks_of(told: tuple[datetime, datetime] | None, period: "TimeRange") -> bool:
+    """Whether the period an atom's own time phrase names (`told_period`) overlaps `period`: a
+    question about 16 March is answered by what was said about that day, often a day or a week
+    later. Measured on the recall benchmark: temporal questions 0.774 -> 0.800 hit@t10."""
+    return told is not None and told[0] < period.until and period.since < told[1]
 
 
 def text_signal(bm25: float, p: Params) -> float:
@@ -201,6 +232,7 @@ class Candidate:
     raw: dict[str, float] = field(default_factory=dict)      # "bm25", "cosine", "time", "when"
     signals: dict[str, float] = field(default_factory=dict)  # each 0..1, set by fuse()
     score: float = 0.0
+    facts: TimeFacts | None = None  # as stored with the atom, when the stored ones are current
 
 
 def fuse(cands: Iterable[Candidate], p: Params, *, hybrid: bool) -> list[Candidate]:

@@ -1,8 +1,9 @@
 """`MemoryIndex`: every memory atom in one LanceDB table, searched by full text and by vector.
 
 Layout of `<instance>/index/` (0700): the LanceDB database with one table `atoms` (a column per
-Atom field plus `vector`, a fixed-size float32 list, null for atoms not embedded yet) and
-`embedder.json`, the embedder name and dim the vectors were built with.
+Atom field plus `search_text`, the full-text entry; `vector`, a fixed-size float32 list, null for
+atoms not embedded yet; and the time facts of the atom's text, FACT_COLUMNS, read as it is
+written) and `embedder.json`, the embedder name and dim the vectors were built with.
 
 - Embedder changes are detected on open: the vectors of one model are meaningless to another, so
   the index goes full-text only (`needs_reindex` says why) until `rebuild()` rewrites it; atoms
@@ -40,8 +41,9 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator,
 from ..fsutil import atomic_write_text, ensure_private_dir
 from .atoms import KINDS, Atom, Hit
 from .embedders import Embedder, EmbedderUnavailable
-from .fusion import (DEFAULT, SEARCH_REACH, Candidate, Params, context_turns, fuse, lift_neighbours,
-                     mark_time, own_match, query_terms, search_text, with_search_text)
+from .fusion import (DEFAULT, SEARCH_REACH, TIME_FACTS_VERSION, Candidate, Params, TimeFacts,
+                     asks_when, context_turns, fuse, lift_neighbours, mark_time, own_match,
+                     query_terms, search_text, time_facts, with_search_text)
 from .upkeep import VersionClock, keep_indexes
 
 if TYPE_CHECKING:
@@ -58,6 +60,10 @@ OPTIMIZE_EVERY = 8  # upserts between optimize() calls (upkeep.py: why not more 
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 COLUMNS = ("id", "kind", "source", "line", "turn_id", "role", "category", "created_at",
            "superseded", "text")
+# What the atom's text says about time (fusion.TimeFacts), read when the row is written; a row
+# whose `time_facts` is not fusion.TIME_FACTS_VERSION is read again (`optimize`).
+FACT_COLUMNS = ("told_since", "told_until", "states_time", "time_facts")
+STALE_FACTS = f"time_facts IS NULL OR time_facts <> {int(TIME_FACTS_VERSION)}"  # a constant filter
 
 
 @dataclass
@@ -115,6 +121,7 @@ class MemoryIndex:
             _write_meta(directory, embedder if dim else None)
         else:
             table = db.open_table(TABLE)
+            _add_fact_columns(table)
             has_vectors = "vector" in table.schema.names
             built, dim = meta.get("embedder"), meta.get("dim")
             if embedder is not None and not has_vectors:
@@ -251,9 +258,28 @@ class MemoryIndex:
 
     def optimize(self) -> None:
         """Compact fragments, bring the FTS and vector indexes up to date, drop old versions,
-        and keep the indexes a growing table needs (see upkeep.py)."""
+        and keep the indexes a growing table needs (see upkeep.py). Before that, up to
+        WRITE_BATCH rows whose time facts are missing or were read by an older grammar are
+        read again (an index from before they were stored: a few optimizes bring it up to
+        date; searches read those rows' text meanwhile)."""
+        self.refresh_time_facts(WRITE_BATCH)
         self._table.optimize(cleanup_older_than=self._versions.cleanup_older_than(self._table.version))
         keep_indexes(self._table, self.count())
+
+    def refresh_time_facts(self, limit: int | None = None) -> int:
+        """Write the current time facts of up to `limit` rows (all: None) that lack them;
+        returns how many were rewritten (vectors and full-text entries kept)."""
+        with_vec = "vector" in self._table.schema.names
+        rows = (self._table.search().where(STALE_FACTS)
+                .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
+                .limit(limit).to_arrow())
+        if not rows.num_rows:
+            return 0
+        vectors = rows.column("vector").to_pylist() if with_vec else None
+        batch = self._arrow(_atoms(rows), vectors, rows.column("search_text").to_pylist())
+        (self._table.merge_insert("id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
+        return rows.num_rows
 
     # -- searching ---------------------------------------------------------------------------
 
@@ -279,11 +305,13 @@ class MemoryIndex:
             in_range = (_col("created_at") >= _lit(lo)) & (_col("created_at") < _lit(hi))
         use_filter = in_range is not None and p.time_mode == "filter"
         restrictive = use_filter or kinds is not None or since is not None or until is not None
+        with_facts = time_range is not None or asks_when(query)  # only mark_time reads them
         cands, mode, note = self._candidates(query, base & in_range if use_filter else base, pool,
-                                             restrictive, not include_superseded)
+                                             restrictive, not include_superseded, with_facts)
         if use_filter and not cands:  # an empty range: boost instead
             restrictive = kinds is not None or since is not None or until is not None
-            cands, mode, note = self._candidates(query, base, pool, restrictive, not include_superseded)
+            cands, mode, note = self._candidates(query, base, pool, restrictive, not include_superseded,
+                                                 with_facts)
         cands = {i: c for i, c in cands.items() if i not in exclude}
         mark_time(cands.values(), query, time_range, lo, hi, _resolve_time)
         fuse(cands.values(), p, hybrid=mode == "hybrid")
@@ -296,14 +324,18 @@ class MemoryIndex:
         return SearchResult(hits, mode, note, time_range)
 
     def _candidates(self, query: str, where: Any, pool: int, restrictive: bool = True,
-                    drop_superseded: bool = True) -> tuple[dict[str, Candidate], str, str | None]:
-        """Raw BM25 and cosine candidates. The full-text query runs on a worker thread while
-        this one runs the vector search (LanceDB releases the GIL)."""
+                    drop_superseded: bool = True,
+                    with_facts: bool = True) -> tuple[dict[str, Candidate], str, str | None]:
+        """Raw BM25 and cosine candidates, with their stored time facts if `with_facts`. The
+        full-text query runs on a worker thread while this one runs the vector search (LanceDB
+        releases the GIL)."""
+        columns = [*COLUMNS, *(FACT_COLUMNS if with_facts else ())]
         terms = query_terms(query)
         # embed first: the model already uses both cores, running the full-text query beside
         # it only slowed both (measured); the two LanceDB queries do overlap well
         vector = self._query_vector(query) if query.strip() else None
-        fts = self._pool().submit(self._fts, " ".join(terms), where if restrictive else None, pool) if terms else None
+        fts = (self._pool().submit(self._fts, " ".join(terms), where if restrictive else None, pool,
+                                   columns) if terms else None)
         cands: dict[str, Candidate] = {}
         mode, note = "hybrid", None
         if vector is None:
@@ -314,25 +346,26 @@ class MemoryIndex:
                 search = search.where(where, prefilter=True)
             # Unrestricted, the ANN index answers alone (a prefilter costs ~60 ms at 100k rows);
             # the only default filter, superseded, is rare and applied here in Python.
-            rows = search.select([*COLUMNS, "_distance"]).limit(pool).to_arrow()
-            for atom, dist in zip(_atoms(rows), rows.column("_distance").to_pylist()):
+            rows = search.select([*columns, "_distance"]).limit(pool).to_arrow()
+            for atom, facts, dist in zip(_atoms(rows), _facts(rows), rows.column("_distance").to_pylist()):
                 if restrictive or not (drop_superseded and atom.superseded):
-                    cands[atom.id] = Candidate(atom, {"cosine": 1.0 - dist})
-        for atom, score in (fts.result() if fts else []):
+                    cands[atom.id] = Candidate(atom, {"cosine": 1.0 - dist}, facts=facts)
+        for atom, facts, score in (fts.result() if fts else []):
             if not restrictive and drop_superseded and atom.superseded:
                 continue
-            c = cands.setdefault(atom.id, Candidate(atom))
+            c = cands.setdefault(atom.id, Candidate(atom, facts=facts))
             c.raw["bm25"] = score
             c.raw["own"] = own_match(terms, atom.text)
         return cands, mode, note
 
-    def _fts(self, text: str, where: Any, pool: int) -> list[tuple[Atom, float]]:
+    def _fts(self, text: str, where: Any, pool: int,
+             columns: Sequence[str]) -> list[tuple[Atom, TimeFacts | None, float]]:
         from lancedb.query import MatchQuery
         search = self._table.search(MatchQuery(text, "search_text"), query_type="fts")
         if where is not None:
             search = search.where(where, prefilter=True)
-        rows = search.select([*COLUMNS, "_score"]).limit(pool).to_arrow()  # matched on search_text
-        return list(zip(_atoms(rows), rows.column("_score").to_pylist()))
+        rows = search.select([*columns, "_score"]).limit(pool).to_arrow()  # matched on search_text
+        return list(zip(_atoms(rows), _facts(rows), rows.column("_score").to_pylist()))
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -452,6 +485,11 @@ class MemoryIndex:
         cols["line"] = [int(a.line or 0) for a in atoms]
         cols["superseded"] = [bool(a.superseded) for a in atoms]
         cols["search_text"] = list(texts)
+        facts = [time_facts(a.text, a.created_at, _resolve_time) for a in atoms]
+        cols["told_since"] = [f.told[0] if f.told else None for f in facts]
+        cols["told_until"] = [f.told[1] if f.told else None for f in facts]
+        cols["states_time"] = [f.states for f in facts]
+        cols["time_facts"] = [TIME_FACTS_VERSION] * len(atoms)
         if "vector" in schema.names:
             dim = schema.field("vector").type.list_size
             flat = np.zeros((len(atoms), dim), dtype=np.float32)
@@ -554,13 +592,45 @@ def _create_table(db: Any, embedder: Embedder | None) -> Any:
               pa.field("line", pa.int64()), pa.field("turn_id", pa.int64()), pa.field("role", pa.string()),
               pa.field("category", pa.string()), pa.field("created_at", pa.string()),
               pa.field("superseded", pa.bool_()), pa.field("text", pa.string()),
-              pa.field("search_text", pa.string())]
+              pa.field("search_text", pa.string()), *_fact_fields()]
     if embedder is not None:
         fields.append(_vector_field(embedder.dim))
     table = db.create_table(TABLE, schema=pa.schema(fields), exist_ok=True)  # a racing process may win
     # English stemming and stop words; no positions (no phrase queries, a smaller index).
     table.create_index("search_text", config=FTS(with_position=False, stem=True, remove_stop_words=True))
     return table
+
+
+def _fact_fields() -> list["pa.Field"]:
+    import pyarrow as pa
+    when = pa.timestamp("us", tz="UTC")
+    return [pa.field("told_since", when), pa.field("told_until", when),
+            pa.field("states_time", pa.bool_()), pa.field("time_facts", pa.int32())]
+
+
+def _add_fact_columns(table: Any) -> None:
+    """A table from before time facts were stored gains their columns, empty (null: read
+    again by `refresh_time_facts`)."""
+    if "time_facts" in table.schema.names:
+        return
+    try:
+        table.add_columns(_fact_fields())
+    except Exception:  # noqa: BLE001 - another process may have added them first
+        if "time_facts" not in table.schema.names:
+            raise
+
+
+def _facts(rows: "pa.Table") -> list[TimeFacts | None]:
+    """Each row's stored time facts, None where they are missing, from an older grammar or not
+    selected."""
+    if "time_facts" not in rows.column_names:
+        return [None] * rows.num_rows
+    version = rows.column("time_facts").to_pylist()
+    since, until = rows.column("told_since").to_pylist(), rows.column("told_until").to_pylist()
+    states = rows.column("states_time").to_pylist()
+    return [TimeFacts(None if s is None or u is None else (s, u), bool(st))
+            if v == TIME_FACTS_VERSION else None
+            for v, s, u, st in zip(version, since, until, states)]
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:

@@ -512,6 +512,10 @@ def _handle(message: tuple[Any, ...], index: "MemoryIndex | None", conn: "Connec
                 pass  # the index says so on the next search
         # ... and the full-text and vector indexes: a new child's first search reads them cold
         index.search("warm up", k=1)
+        # ... and the date parser (~0.3 s, and memory counted in the child's baseline, not as
+        # growth): the first query or new atom with a calendar date would pay for it
+        from .timephrase import warm_up
+        warm_up()
         return None
     raise ValueError(f"unknown request {op!r}")
 

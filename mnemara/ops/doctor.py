@@ -361,7 +361,7 @@ def _memory(instance: "Instance", config: "Config | None", store_ok: bool) -> li
 
 
 def _index(instance: "Instance", config: "Config | None") -> Check:
-    from ..index.lance import META_FILE, TABLE, import_lancedb
+    from ..index.lance import META_FILE, STALE_FACTS, TABLE, import_lancedb
     name = "memory index"
     directory = instance.index_dir
     fix = f"`mnemara reindex -i {instance.name}` rebuilds it from the turns, notes and wiki pages"
@@ -380,11 +380,15 @@ def _index(instance: "Instance", config: "Config | None") -> Check:
         table = db.open_table(TABLE)
         rows = table.count_rows()
         with_vectors = "vector" in table.schema.names
+        unread = table.count_rows(STALE_FACTS) if "time_facts" in table.schema.names else rows
     except Exception as exc:  # noqa: BLE001 - LanceDB raises many types for a damaged directory
         return Check(name, PROBLEM, f"{directory} cannot be opened ({type(exc).__name__}: "
                      f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", fix)
     built = meta.get("embedder") if isinstance(meta, dict) else None
     detail = f"{rows:,} entries, built with {built or 'no embedder (full text only)'}"
+    if unread:  # an index from an older mnemara: upkeep stores them a batch at a time
+        detail += (f"; {unread:,} not yet with their time facts (stored as sessions write the index; "
+                   "until then searches read those entries' text)")
     wanted = _configured_embedder_name(config)
     if config is not None and wanted and built and built != wanted:
         return Check(name, WARNING, detail + f"; the configured embedder is {wanted}: recall is full-text "

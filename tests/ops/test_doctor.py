@@ -62,6 +62,22 @@ def test_a_healthy_instance_passes_and_nothing_is_modified(
     assert snapshot_tree(healthy.root) == before
 
 
+def test_an_index_from_before_time_facts_says_how_many_entries_still_lack_them(
+        healthy: Instance, cli: Any, env: dict[str, str]) -> None:
+    from mnemara.index.fusion import TIME_FACTS_VERSION
+    from mnemara.index.lance import FACT_COLUMNS, TABLE, import_lancedb
+    table = import_lancedb().connect(str(healthy.index_dir)).open_table(TABLE)
+    table.drop_columns(list(FACT_COLUMNS))  # as an older mnemara wrote it
+    code, checks, text = _doctor(cli, env, "-i", "work")
+    assert code == 0 and checks["memory index"]["status"] == "ok", text
+    assert "8 not yet with their time facts" in checks["memory index"]["detail"]
+    assert cli("recall", "-i", "work", "deploy", env=env).exit_code == 0  # opens (and upgrades) it
+    table.checkout_latest()
+    table.update(values={"time_facts": TIME_FACTS_VERSION}, where="id = 'turn:1'")
+    _, checks, _ = _doctor(cli, env, "-i", "work")
+    assert "7 not yet with their time facts" in checks["memory index"]["detail"]
+
+
 def test_damaged_turn_store_is_a_problem_with_its_fix_and_stays_untouched(
         healthy: Instance, cli: Any, env: dict[str, str], snapshot_tree: Any) -> None:
     data = bytearray(healthy.turns_path.read_bytes())
