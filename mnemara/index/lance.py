@@ -44,6 +44,8 @@ from .embedders import Embedder, EmbedderUnavailable
 from .fusion import (DEFAULT, SEARCH_REACH, TIME_FACTS_VERSION, Candidate, Params, TimeFacts,
                      asks_when, context_turns, fuse, lift_neighbours, mark_time, own_match,
                      query_terms, search_text, time_facts, with_search_text)
+from .layout import (COLUMNS, FACT_COLUMNS, STALE_FACTS, TABLE, add_fact_columns, create_table,
+                     read_atoms, read_facts, vector_field)
 from .upkeep import VersionClock, keep_indexes
 
 if TYPE_CHECKING:
@@ -51,19 +53,12 @@ if TYPE_CHECKING:
 
     from .timephrase import TimeRange
 
-TABLE = "atoms"
 META_FILE = "embedder.json"
 EMBED_BATCH = 64
 EMBED_RETRY_SECONDS = 60.0  # after the embedder failed, full text only for this long
 WRITE_BATCH = 2_000
 OPTIMIZE_EVERY = 8  # upserts between optimize() calls (upkeep.py: why not more often)
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-COLUMNS = ("id", "kind", "source", "line", "turn_id", "role", "category", "created_at",
-           "superseded", "text")
-# What the atom's text says about time (fusion.TimeFacts), read when the row is written; a row
-# whose `time_facts` is not fusion.TIME_FACTS_VERSION is read again (`optimize`).
-FACT_COLUMNS = ("told_since", "told_until", "states_time", "time_facts")
-STALE_FACTS = f"time_facts IS NULL OR time_facts <> {int(TIME_FACTS_VERSION)}"  # a constant filter
 
 
 @dataclass
@@ -117,18 +112,18 @@ class MemoryIndex:
             # A server embedder learns its dimension by asking; when it is down the table starts
             # full text only and gets its vector column (and vectors) once it answers.
             dim, embed_error = _dim_or_error(embedder)
-            table = _create_table(db, embedder if dim else None)
+            table = create_table(db, embedder if dim else None)
             _write_meta(directory, embedder if dim else None)
         else:
             table = db.open_table(TABLE)
-            _add_fact_columns(table)
+            add_fact_columns(table)
             has_vectors = "vector" in table.schema.names
             built, dim = meta.get("embedder"), meta.get("dim")
             if embedder is not None and not has_vectors:
                 # Built full text only: add the column; backfill_vectors() fills it.
                 new_dim, embed_error = _dim_or_error(embedder)
                 if new_dim:
-                    table.add_columns(_vector_field(new_dim))
+                    table.add_columns(vector_field(new_dim))
                     _write_meta(directory, embedder)
             elif embedder is not None and built != embedder.name:
                 # Compared by name, so a server that is down is not asked for its dimension.
@@ -192,7 +187,7 @@ class MemoryIndex:
                 .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
                 .limit(None).to_arrow())
         atoms = [Atom(**{**a.__dict__, "source": places[a.id][0], "line": places[a.id][1]})
-                 for a in _atoms(rows)]
+                 for a in read_atoms(rows)]
         if not atoms:
             return []
         vectors = rows.column("vector").to_pylist() if with_vec else None
@@ -206,7 +201,7 @@ class MemoryIndex:
         if not ids:
             return []
         rows = self._table.search().where(_col("id").isin(list(ids))).select(list(COLUMNS)).to_arrow()
-        found = {a.id: a for a in _atoms(rows)}
+        found = {a.id: a for a in read_atoms(rows)}
         return [found[i] for i in ids if i in found]
 
     def count(self) -> int:
@@ -222,7 +217,7 @@ class MemoryIndex:
         if error:  # before anything is dropped: a rebuild needs a working embedder
             raise EmbedderUnavailable(error)
         self._db.drop_table(TABLE)
-        self._table = _create_table(self._db, self.embedder)
+        self._table = create_table(self._db, self.embedder)
         _write_meta(self.directory, self.embedder)
         self.needs_reindex = None
         self._embed_error = None
@@ -242,7 +237,7 @@ class MemoryIndex:
             return 0
         rows = (self._table.search().where("vector IS NULL").select([*COLUMNS, "search_text"])
                 .limit(None).to_arrow())
-        pending = list(zip(_atoms(rows), rows.column("search_text").to_pylist()))
+        pending = list(zip(read_atoms(rows), rows.column("search_text").to_pylist()))
         done = 0
         for chunk in _chunks(pending, WRITE_BATCH):
             vectors = self._embed_or_none([a.text for a, _ in chunk])
@@ -276,7 +271,7 @@ class MemoryIndex:
         if not rows.num_rows:
             return 0
         vectors = rows.column("vector").to_pylist() if with_vec else None
-        batch = self._arrow(_atoms(rows), vectors, rows.column("search_text").to_pylist())
+        batch = self._arrow(read_atoms(rows), vectors, rows.column("search_text").to_pylist())
         (self._table.merge_insert("id").when_matched_update_all()
          .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
         return rows.num_rows
@@ -347,7 +342,8 @@ class MemoryIndex:
             # Unrestricted, the ANN index answers alone (a prefilter costs ~60 ms at 100k rows);
             # the only default filter, superseded, is rare and applied here in Python.
             rows = search.select([*columns, "_distance"]).limit(pool).to_arrow()
-            for atom, facts, dist in zip(_atoms(rows), _facts(rows), rows.column("_distance").to_pylist()):
+            found = zip(read_atoms(rows), read_facts(rows), rows.column("_distance").to_pylist())
+            for atom, facts, dist in found:
                 if restrictive or not (drop_superseded and atom.superseded):
                     cands[atom.id] = Candidate(atom, {"cosine": 1.0 - dist}, facts=facts)
         for atom, facts, score in (fts.result() if fts else []):
@@ -365,7 +361,7 @@ class MemoryIndex:
         if where is not None:
             search = search.where(where, prefilter=True)
         rows = search.select([*columns, "_score"]).limit(pool).to_arrow()  # matched on search_text
-        return list(zip(_atoms(rows), _facts(rows), rows.column("_score").to_pylist()))
+        return list(zip(read_atoms(rows), read_facts(rows), rows.column("_score").to_pylist()))
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -407,7 +403,7 @@ class MemoryIndex:
             # only turns have a turn_id; BTree-indexed once the table is large (optimize)
             rows = (self._table.search().where(_col("turn_id").isin(missing))
                     .select(list(COLUMNS)).limit(None).to_arrow())
-            known.update((a.turn_id, a) for a in _atoms(rows) if a.turn_id is not None)
+            known.update((a.turn_id, a) for a in read_atoms(rows) if a.turn_id is not None)
         return known
 
     def _assemble(self, cands: dict[str, Candidate], by_turn: dict[int, Atom], k: int, p: Params) -> list[Hit]:
@@ -509,7 +505,7 @@ class MemoryIndex:
         rows = (self._table.search().where(_col("turn_id").isin(turn_ids))
                 .select([*COLUMNS, *(["vector"] if with_vec else [])]).limit(None).to_arrow())
         vecs = rows.column("vector").to_pylist() if with_vec else [None] * rows.num_rows
-        return {a.turn_id: (a, v) for a, v in zip(_atoms(rows), vecs) if a.turn_id is not None}
+        return {a.turn_id: (a, v) for a, v in zip(read_atoms(rows), vecs) if a.turn_id is not None}
 
 
 # -- read-only access ----------------------------------------------------------------------------
@@ -539,7 +535,7 @@ def read_rows(directory: Path, ids: Collection[str], *, vectors: bool = True) ->
     for start in range(0, len(wanted), WRITE_BATCH):
         rows = (table.search().where(_col("id").isin(wanted[start:start + WRITE_BATCH]))
                 .select([*COLUMNS, *(["vector"] if with_vec else [])]).limit(None).to_arrow())
-        found = _atoms(rows)
+        found = read_atoms(rows)
         vecs = rows.column("vector").to_pylist() if with_vec else [None] * len(found)
         for atom, vec in zip(found, vecs):
             out.atoms[atom.id] = atom
@@ -569,11 +565,6 @@ def _lit(value: Any) -> Any:
     return lit(value)
 
 
-def _vector_field(dim: int) -> "pa.Field":
-    import pyarrow as pa
-    return pa.field("vector", pa.list_(pa.float32(), dim))
-
-
 def _dim_or_error(embedder: Embedder | None) -> tuple[int | None, str | None]:
     """The embedder's dimension, or (None, why) when it cannot say (a server that is down)."""
     if embedder is None:
@@ -582,55 +573,6 @@ def _dim_or_error(embedder: Embedder | None) -> tuple[int | None, str | None]:
         return embedder.dim, None
     except EmbedderUnavailable as e:
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
-
-
-def _create_table(db: Any, embedder: Embedder | None) -> Any:
-    import pyarrow as pa
-    from lancedb.index import FTS
-
-    fields = [pa.field("id", pa.string()), pa.field("kind", pa.string()), pa.field("source", pa.string()),
-              pa.field("line", pa.int64()), pa.field("turn_id", pa.int64()), pa.field("role", pa.string()),
-              pa.field("category", pa.string()), pa.field("created_at", pa.string()),
-              pa.field("superseded", pa.bool_()), pa.field("text", pa.string()),
-              pa.field("search_text", pa.string()), *_fact_fields()]
-    if embedder is not None:
-        fields.append(_vector_field(embedder.dim))
-    table = db.create_table(TABLE, schema=pa.schema(fields), exist_ok=True)  # a racing process may win
-    # English stemming and stop words; no positions (no phrase queries, a smaller index).
-    table.create_index("search_text", config=FTS(with_position=False, stem=True, remove_stop_words=True))
-    return table
-
-
-def _fact_fields() -> list["pa.Field"]:
-    import pyarrow as pa
-    when = pa.timestamp("us", tz="UTC")
-    return [pa.field("told_since", when), pa.field("told_until", when),
-            pa.field("states_time", pa.bool_()), pa.field("time_facts", pa.int32())]
-
-
-def _add_fact_columns(table: Any) -> None:
-    """A table from before time facts were stored gains their columns, empty (null: read
-    again by `refresh_time_facts`)."""
-    if "time_facts" in table.schema.names:
-        return
-    try:
-        table.add_columns(_fact_fields())
-    except Exception:  # noqa: BLE001 - another process may have added them first
-        if "time_facts" not in table.schema.names:
-            raise
-
-
-def _facts(rows: "pa.Table") -> list[TimeFacts | None]:
-    """Each row's stored time facts, None where they are missing, from an older grammar or not
-    selected."""
-    if "time_facts" not in rows.column_names:
-        return [None] * rows.num_rows
-    version = rows.column("time_facts").to_pylist()
-    since, until = rows.column("told_since").to_pylist(), rows.column("told_until").to_pylist()
-    states = rows.column("states_time").to_pylist()
-    return [TimeFacts(None if s is None or u is None else (s, u), bool(st))
-            if v == TIME_FACTS_VERSION else None
-            for v, s, u, st in zip(version, since, until, states)]
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
@@ -643,11 +585,6 @@ def _read_meta(directory: Path) -> dict[str, Any]:
 def _write_meta(directory: Path, embedder: Embedder | None) -> None:
     meta = {"embedder": embedder.name if embedder else None, "dim": embedder.dim if embedder else None}
     atomic_write_text(Path(directory) / META_FILE, json.dumps(meta) + "\n")
-
-
-def _atoms(rows: "pa.Table") -> list[Atom]:
-    cols = {name: rows.column(name).to_pylist() for name in COLUMNS}
-    return [Atom(**{name: cols[name][i] for name in COLUMNS}) for i in range(rows.num_rows)]
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

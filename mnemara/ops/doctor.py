@@ -361,7 +361,8 @@ def _memory(instance: "Instance", config: "Config | None", store_ok: bool) -> li
 
 
 def _index(instance: "Instance", config: "Config | None") -> Check:
-    from ..index.lance import META_FILE, STALE_FACTS, TABLE, import_lancedb
+    from ..index.lance import META_FILE, import_lancedb
+    from ..index.layout import STALE_FACTS, TABLE
     name = "memory index"
     directory = instance.index_dir
     fix = f"`mnemara reindex -i {instance.name}` rebuilds it from the turns, notes and wiki pages"

@@ -1,5 +1,5 @@
 """What an atom says about time is read when it is written and kept in its row (fusion.TimeFacts,
-lance.FACT_COLUMNS): searches use the stored facts, rows without current ones are read at search
+layout.FACT_COLUMNS): searches use the stored facts, rows without current ones are read at search
 time and brought up to date by optimize()."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from mnemara.index import fusion, lance, timephrase
 from mnemara.index.atoms import Atom
 from mnemara.index.embedders import HashEmbedder
 from mnemara.index.fusion import TIME_FACTS_VERSION, time_facts
-from mnemara.index.lance import FACT_COLUMNS, MemoryIndex
+from mnemara.index.lance import MemoryIndex
+from mnemara.index.layout import FACT_COLUMNS
 from mnemara.index.timephrase import resolve_time
 
 NOW = datetime(2026, 12, 5, 15, 0, tzinfo=timezone.utc)

@@ -65,7 +65,8 @@ def test_a_healthy_instance_passes_and_nothing_is_modified(
 def test_an_index_from_before_time_facts_says_how_many_entries_still_lack_them(
         healthy: Instance, cli: Any, env: dict[str, str]) -> None:
     from mnemara.index.fusion import TIME_FACTS_VERSION
-    from mnemara.index.lance import FACT_COLUMNS, TABLE, import_lancedb
+    from mnemara.index.lance import import_lancedb
+    from mnemara.index.layout import FACT_COLUMNS, TABLE
     table = import_lancedb().connect(str(healthy.index_dir)).open_table(TABLE)
     table.drop_columns(list(FACT_COLUMNS))  # as an older mnemara wrote it
     code, checks, text = _doctor(cli, env, "-i", "work")
