@@ -160,7 +160,7 @@ def states_time(text: str) -> bool:
 # full-text and vector lists overlap less, so there are more candidates), and in the 2,000-turn
 # soak these searches were the slowest turns. A row's facts count only when they were read by
 # this grammar: TIME_FACTS_VERSION goes up with every change to timephrase.py or STATES_TIME
-# (tests/test_index_time_facts.py holds their fingerprint), and older rows are read again in the
+# (tests/index/test_time_facts.py holds their fingerprint), and older rows are read again in the
 # background (MemoryIndex.optimize) and meanwhile at search time, as before.
 TIME_FACTS_VERSION = 1
 

@@ -388,7 +388,7 @@ def _index(instance: "Instance", config: "Config | None") -> Check:
     built = meta.get("embedder") if isinstance(meta, dict) else None
     detail = f"{rows:,} entries, built with {built or 'no embedder (full text only)'}"
     if unread:  # an index from an older mnemara: upkeep stores them a batch at a time
-        detail += (f"; {unread:,} not yet with their time facts (stored as sessions write the index; "
+        detail += (f"; {unread:,} not yet with their time facts (stored a batch at each fold of the index; "
                    "until then searches read those entries' text)")
     wanted = _configured_embedder_name(config)
     if config is not None and wanted and built and built != wanted:
