@@ -146,6 +146,24 @@ def test_notes_wiki_and_entries_are_written_redacted(make_instance):
     assert all(GITHUB not in q and "AKIAIOSFODNN7EXAMPLE" not in q and "hunter2" not in q for q in queued)
 
 
+@pytest.mark.parametrize("redact", [True, False])
+def test_a_correction_reason_is_kept_redacted(make_instance, redact):
+    from mnemara.memory.writes import supersede
+    from mnemara.ops.memory import note
+    from mnemara.store import TurnStore
+    inst = make_instance("r", redact=redact, **HASH)
+    old = note(inst, "the deploy uses the staging key")
+    with TurnStore(inst.turns_path) as store:
+        supersede(inst, store, inst.load_config(), old.id, "the deploy uses the prod key",
+                  reason=f"the old one leaked as {GITHUB}")
+        (reason,) = store.conn.execute("SELECT reason FROM superseded").fetchone()
+    notes = old.path.read_text()
+    assert f"(corrects {old.id}: the old one leaked as" in notes
+    assert (GITHUB in reason, GITHUB in notes) == (not redact, not redact)
+    if redact:
+        assert "[redacted:github-token]" in reason and "[redacted:github-token]" in notes
+
+
 def test_redact_false_writes_what_was_given(make_instance):
     from mnemara.ops.memory import note
     inst = make_instance("r", redact=False, **HASH)

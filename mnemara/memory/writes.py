@@ -115,6 +115,9 @@ def supersede(instance: "Instance", store: "TurnStore", config: "Config", old_id
     old = find_atom(instance, store, old_id)
     if old.superseded:
         raise MemoryWriteError(f"{old_id} was already superseded; update the newer entry instead")
+    if config.redact:  # the reason is kept with the mark below and goes into the new note
+        from ..redact import redact
+        reason = redact(reason)
     if old.kind == "note":
         body = text.strip() + (f"\n\n(corrects {old_id}" + (f": {reason.strip()}" if reason.strip() else "") + ")")
         new_id = write_note(instance, store, config, body, old.category or "note").id
