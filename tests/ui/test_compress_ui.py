@@ -36,7 +36,7 @@ def tui(tui_over: Any):
 
 def dialog_up(app: Any) -> bool:
     from mnemara.ui.tui.compress_screen import CompressScreen
-    return isinstance(app.screen, CompressScreen) and bool(app.screen.query("#compress-keep"))
+    return isinstance(app.screen, CompressScreen) and bool(app.screen.query("#yesno-yes"))
 
 
 async def test_tui_shows_the_summary_in_a_dialog_and_keeps_it_on_y(tui) -> None:
@@ -46,7 +46,7 @@ async def test_tui_shows_the_summary_in_a_dialog_and_keeps_it_on_y(tui) -> None:
         await send(pilot, "/compress 4")
         assert "the model is writing a summary" in chat_text(app)
         await wait_for(pilot, lambda: dialog_up(app))
-        shown = str(app.screen.query_one("#compress-text").render())
+        shown = str(app.screen.query_one("#yesno-text").render())
         assert SUMMARY in shown and "#1-#4" in shown
         assert "✓ 1 quotation verbatim from your messages (#1)" in shown
         assert app.engine.store.archived_count() == 0  # shown, not kept
@@ -167,10 +167,10 @@ async def test_tui_dialog_of_a_long_summary_fits_80x24(tui) -> None:
         await wait_for(pilot, lambda: dialog_up(app))
         await pilot.pause(0.2)
         # the summary scrolls inside the dialog; the answer buttons and the help stay on screen
-        for part in ("#compress-keep", "#compress-discard", "#compress-help"):
+        for part in ("#yesno-yes", "#yesno-no", "#yesno-help"):
             region = app.screen.query_one(part).region
             assert region.bottom <= 24 and region.right <= 80, (part, region)
-        assert app.screen.query_one("#compress-summary").max_scroll_y > 0
+        assert app.screen.query_one("#yesno-body").max_scroll_y > 0
 
 
 def summary_asked(tmp_path: Path) -> bool:

@@ -79,6 +79,8 @@ async def test_review_screen_rejects_and_accepts_with_one_key_each(make_app) -> 
 
         await pilot.press("a")  # a role amendment asks first; n changes nothing
         await wait_for(pilot, lambda: isinstance(app.screen, AmendmentConfirm))
+        # the keys show on the buttons ("[y]" as a markup string would vanish)
+        assert [str(b.label) for b in app.screen.query("Button")] == ["Append [y]", "Cancel [n]"]
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is screen)
         assert doc.read_text() == "# Reviewer\n" and ProposalStore(inst).get(role.id).status == "pending"

@@ -20,10 +20,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...termsafe import inert, one_line
+from .yesno import YesNoScreen
 
 if TYPE_CHECKING:
     from ...engine.turn import TurnEngine
@@ -181,51 +182,22 @@ class ProposalReviewScreen(ModalScreen[list[str]]):
         self.dismiss(self.decided)
 
 
-class AmendmentConfirm(ModalScreen[bool]):
+class AmendmentConfirm(YesNoScreen):
     """Append this amendment to the role doc? `y` appends, `n` or Esc leaves everything as is."""
 
-    BINDINGS = [
-        Binding("y", "choose(True)", "Append"),
-        Binding("n", "choose(False)", "Cancel"),
-        Binding("escape", "choose(False)", "Cancel", show=False),
-    ]
     DEFAULT_CSS = """
-    AmendmentConfirm { align: center middle; }
-    #amend-dialog { width: 100%; max-width: 90; height: auto; max-height: 100%;
-                    border: heavy $warning; border-title-style: bold; background: $surface;
-                    padding: 0 1; }
-    #amend-text { height: auto; max-height: 50vh; padding: 0 1; background: $boost; }
-    #amend-buttons { height: auto; margin: 1 0 0 0; align-horizontal: center; }
-    #amend-buttons Button { min-width: 12; margin: 0 1; }
-    #amend-help { color: $text-muted; text-align: center; }
+    AmendmentConfirm #yesno-dialog { max-width: 90; border: heavy $warning; }
+    AmendmentConfirm #yesno-body { max-height: 50vh; }
     """
 
     def __init__(self, proposal: "Proposal", role_doc: str) -> None:
-        super().__init__(classes="amendment-confirm")
+        super().__init__(title=f"Append amendment {proposal.id} to the role doc?",
+                         body=proposal.body.rstrip("\n"), above=one_line(role_doc, 200),
+                         yes="Append", no="Cancel",
+                         help="y append (a dated backup of the role doc is kept) · n / Esc cancel",
+                         classes="amendment-confirm")
         self.proposal = proposal
         self.role_doc = role_doc
-
-    def compose(self) -> Iterable[Widget]:
-        with Vertical(id="amend-dialog") as dialog:
-            dialog.border_title = Text(f"Append amendment {self.proposal.id} to the role doc?")
-            yield Static(Text(one_line(self.role_doc, 200)), id="amend-path")
-            with VerticalScroll(id="amend-text"):
-                yield Static(Text(inert(self.proposal.body.rstrip("\n"))))
-            with Horizontal(id="amend-buttons"):
-                yield Button("Append [y]", id="amend-yes", variant="primary")
-                yield Button("Cancel [n]", id="amend-no", variant="error")
-            yield Static(Text("y append (a dated backup of the role doc is kept) · n / Esc "
-                              "cancel"), id="amend-help")
-
-    def on_mount(self) -> None:
-        self.query_one("#amend-no", Button).focus()
-
-    def action_choose(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_choose(event.button.id == "amend-yes")
 
 
 def open_review(app: Any, proposals: list["Proposal"]) -> None:
