@@ -45,7 +45,7 @@ from .fusion import (DEFAULT, SEARCH_REACH, TIME_FACTS_VERSION, Candidate, Param
                      asks_when, context_turns, fuse, lift_neighbours, mark_time, own_match,
                      query_terms, search_text, time_facts, with_search_text)
 from .layout import (COLUMNS, FACT_COLUMNS, STALE_FACTS, TABLE, add_fact_columns, create_table,
-                     read_atoms, read_facts, vector_field)
+                     has_facts, read_atoms, read_facts, vector_field)
 from .upkeep import VersionClock, keep_indexes
 
 if TYPE_CHECKING:
@@ -264,6 +264,8 @@ class MemoryIndex:
     def refresh_time_facts(self, limit: int | None = None) -> int:
         """Write the current time facts of up to `limit` rows (all: None) that lack them;
         returns how many were rewritten (vectors and full-text entries kept)."""
+        if not has_facts(self._table.schema):
+            return 0
         with_vec = "vector" in self._table.schema.names
         rows = (self._table.search().where(STALE_FACTS)
                 .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
@@ -324,7 +326,7 @@ class MemoryIndex:
         """Raw BM25 and cosine candidates, with their stored time facts if `with_facts`. The
         full-text query runs on a worker thread while this one runs the vector search (LanceDB
         releases the GIL)."""
-        columns = [*COLUMNS, *(FACT_COLUMNS if with_facts else ())]
+        columns = [*COLUMNS, *(FACT_COLUMNS if with_facts and has_facts(self._table.schema) else ())]
         terms = query_terms(query)
         # embed first: the model already uses both cores, running the full-text query beside
         # it only slowed both (measured); the two LanceDB queries do overlap well
@@ -481,11 +483,12 @@ class MemoryIndex:
         cols["line"] = [int(a.line or 0) for a in atoms]
         cols["superseded"] = [bool(a.superseded) for a in atoms]
         cols["search_text"] = list(texts)
-        facts = [time_facts(a.text, a.created_at, _resolve_time) for a in atoms]
-        cols["told_since"] = [f.told[0] if f.told else None for f in facts]
-        cols["told_until"] = [f.told[1] if f.told else None for f in facts]
-        cols["states_time"] = [f.states for f in facts]
-        cols["time_facts"] = [TIME_FACTS_VERSION] * len(atoms)
+        if has_facts(schema):
+            facts = [time_facts(a.text, a.created_at, _resolve_time) for a in atoms]
+            cols["told_since"] = [f.told[0] if f.told else None for f in facts]
+            cols["told_until"] = [f.told[1] if f.told else None for f in facts]
+            cols["states_time"] = [f.states for f in facts]
+            cols["time_facts"] = [TIME_FACTS_VERSION] * len(atoms)
         if "vector" in schema.names:
             dim = schema.field("vector").type.list_size
             flat = np.zeros((len(atoms), dim), dtype=np.float32)

@@ -53,14 +53,18 @@ def fact_fields() -> list["pa.Field"]:
 
 def add_fact_columns(table: Any) -> None:
     """A table from before time facts were stored gains their columns, empty (null: read
-    again by `refresh_time_facts`)."""
+    again by `refresh_time_facts`). When they cannot be added (a read-only copy, a schema
+    change that failed) the table is used without them: searches read the texts, as before."""
     if "time_facts" in table.schema.names:
         return
     try:
         table.add_columns(fact_fields())
-    except (ValueError, RuntimeError, OSError):  # another process may have added them first
-        if "time_facts" not in table.schema.names:
-            raise
+    except (ValueError, RuntimeError, OSError):  # also: another process added them first
+        pass
+
+
+def has_facts(schema: "pa.Schema") -> bool:
+    return "time_facts" in schema.names
 
 
 def read_facts(rows: "pa.Table") -> list[TimeFacts | None]:

@@ -114,6 +114,26 @@ def test_an_index_from_before_time_facts_searches_the_same_and_is_brought_up_to_
     assert ix.search("signing keys", now=NOW).hits  # the full-text index still covers them
 
 
+def test_an_older_index_that_cannot_gain_the_columns_still_works_without_them(tmp_path: Path,
+                                                                            monkeypatch) -> None:
+    import lancedb.table
+    directory = old_layout(tmp_path)
+
+    def read_only(*_args, **_kwargs):
+        raise OSError("Read-only file system (os error 30)")
+
+    monkeypatch.setattr(lancedb.table.LanceTable, "add_columns", read_only)
+    ix = MemoryIndex.open(directory, HashEmbedder())
+    assert "time_facts" not in ix._table.schema.names
+    on_the_day = signals(ix, "what happened to the signing keys on December 1, 2026")
+    assert on_the_day["note:a.md:1"].get("time") == 1.0 and "time" not in on_the_day["note:b.md:1"]
+    when = signals(ix, "When did the backup cron job move to the new host?")
+    assert when["note:e.md:1"].get("when") == 1.0
+    ix.upsert([note("g.md:1", "Yesterday the signing keys moved to the vault.", "2026-12-02T10:00:00Z")])
+    ix.optimize()
+    assert signals(ix, "what happened to the signing keys on December 1, 2026")["note:g.md:1"].get("time") == 1.0
+
+
 def test_rows_read_by_an_older_grammar_are_not_trusted_and_are_read_again(tmp_path: Path,
                                                                             monkeypatch) -> None:
     ix = MemoryIndex.open(tmp_path / "index", HashEmbedder())
