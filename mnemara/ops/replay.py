@@ -231,7 +231,7 @@ def _mark_archived(instance: "Instance", config: "Config", store: "TurnStore", p
     embedded again; an archived note the index has not taken in yet is queued instead."""
     if not (config.rag_enabled and config.rag_auto_index_memory and instance.index_dir.is_dir()):
         return []
-    from ..index.lance import read_rows
+    from ..index.readonly import read_rows
     from ..memory.archive import archived_atom, is_archived, iter_archived
     from ..memory.notes import iter_notes
     from ..memory.outbox import enqueue

@@ -152,7 +152,7 @@ def compare(instance: "Instance", config: "Config", atoms: list[Atom],
     indexed = [for_index(a, config) for a in atoms]  # the text the index holds (redacted)
     stored: dict[str, Any] = {}
     try:
-        from ..index.lance import read_rows
+        from ..index.readonly import read_rows
         rows = read_rows(instance.index_dir, [a.id for a in atoms])
         if rows.embedder == embedder.name:
             # Only vectors of the text the index would hold now: an atom edited since it was

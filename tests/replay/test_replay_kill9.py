@@ -41,7 +41,7 @@ def _live_notes(inst: Instance) -> list[str]:
 
 
 def _state(inst: Instance) -> dict[str, Any]:
-    from mnemara.index.lance import read_rows
+    from mnemara.index.readonly import read_rows
     from mnemara.memory.archive import archived_ids
     from mnemara.replay.proposals import ProposalStore
     from mnemara.store import TurnStore
