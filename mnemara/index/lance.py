@@ -162,8 +162,7 @@ class MemoryIndex:
             rows += [stored[t] for t in touched if stored[t][0].id not in batch_ids]
         batch = self._arrow([a for a, _ in rows], [v for _, v in rows],
                             [search_text(a, by_turn) for a, _ in rows])
-        (self._table.merge_insert("id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
+        self._merge(batch)
         self._writes += 1
         if self.optimize_every and self._writes % self.optimize_every == 0:
             self.optimize()
@@ -182,18 +181,12 @@ class MemoryIndex:
         found and moved."""
         if not places:
             return []
-        with_vec = "vector" in self._table.schema.names
-        rows = (self._table.search().where(_col("id").isin(list(places)))
-                .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
-                .limit(None).to_arrow())
+        found, vectors, texts = self._whole_rows(_col("id").isin(list(places)))
         atoms = [Atom(**{**a.__dict__, "source": places[a.id][0], "line": places[a.id][1]})
-                 for a in read_atoms(rows)]
+                 for a in found]
         if not atoms:
             return []
-        vectors = rows.column("vector").to_pylist() if with_vec else None
-        batch = self._arrow(atoms, vectors, rows.column("search_text").to_pylist())
-        (self._table.merge_insert("id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
+        self._merge(self._arrow(atoms, vectors, texts))
         return [a.id for a in atoms]
 
     def get(self, ids: Sequence[str]) -> list[Atom]:
@@ -244,8 +237,7 @@ class MemoryIndex:
             if vectors is None:
                 break
             batch = self._arrow([a for a, _ in chunk], vectors, [t for _, t in chunk])
-            (self._table.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
+            self._merge(batch)
             done += len(chunk)
             if progress:
                 progress(done, len(pending))
@@ -266,17 +258,10 @@ class MemoryIndex:
         returns how many were rewritten (vectors and full-text entries kept)."""
         if not has_facts(self._table.schema):
             return 0
-        with_vec = "vector" in self._table.schema.names
-        rows = (self._table.search().where(STALE_FACTS)
-                .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
-                .limit(limit).to_arrow())
-        if not rows.num_rows:
-            return 0
-        vectors = rows.column("vector").to_pylist() if with_vec else None
-        batch = self._arrow(read_atoms(rows), vectors, rows.column("search_text").to_pylist())
-        (self._table.merge_insert("id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
-        return rows.num_rows
+        atoms, vectors, texts = self._whole_rows(STALE_FACTS, limit)
+        if atoms:
+            self._merge(self._arrow(atoms, vectors, texts))
+        return len(atoms)
 
     # -- searching ---------------------------------------------------------------------------
 
@@ -499,6 +484,22 @@ class MemoryIndex:
             cols["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim,
                                                                mask=pa.array(missing))
         return pa.table(cols, schema=schema)
+
+    def _merge(self, batch: "pa.Table") -> None:
+        """Insert or update `batch`'s rows by id: one version."""
+        (self._table.merge_insert("id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(batch, on_bad_vectors="null"))
+
+    def _whole_rows(self, where: Any, limit: int | None = None
+                    ) -> tuple[list[Atom], list[Any] | None, list[str]]:
+        """The atoms of the rows matching `where`, with their vectors (None: the table has no
+        vector column) and full-text entries, to be written back with `_arrow` as they are."""
+        with_vec = "vector" in self._table.schema.names
+        rows = (self._table.search().where(where)
+                .select([*COLUMNS, "search_text", *(["vector"] if with_vec else [])])
+                .limit(limit).to_arrow())
+        vectors = rows.column("vector").to_pylist() if with_vec else None
+        return read_atoms(rows), vectors, rows.column("search_text").to_pylist()
 
     def _stored_turns(self, turn_ids: list[int]) -> dict[int, tuple[Atom, Any]]:
         """Stored turns by turn id, each with its vector (or None)."""

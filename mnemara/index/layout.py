@@ -55,7 +55,7 @@ def add_fact_columns(table: Any) -> None:
     """A table from before time facts were stored gains their columns, empty (null: read
     again by `refresh_time_facts`). When they cannot be added (a read-only copy, a schema
     change that failed) the table is used without them: searches read the texts, as before."""
-    if "time_facts" in table.schema.names:
+    if has_facts(table.schema):
         return
     try:
         table.add_columns(fact_fields())

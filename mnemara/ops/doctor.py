@@ -362,7 +362,7 @@ def _memory(instance: "Instance", config: "Config | None", store_ok: bool) -> li
 
 def _index(instance: "Instance", config: "Config | None") -> Check:
     from ..index.lance import META_FILE, import_lancedb
-    from ..index.layout import STALE_FACTS, TABLE
+    from ..index.layout import STALE_FACTS, TABLE, has_facts
     name = "memory index"
     directory = instance.index_dir
     fix = f"`mnemara reindex -i {instance.name}` rebuilds it from the turns, notes and wiki pages"
@@ -381,7 +381,7 @@ def _index(instance: "Instance", config: "Config | None") -> Check:
         table = db.open_table(TABLE)
         rows = table.count_rows()
         with_vectors = "vector" in table.schema.names
-        unread = table.count_rows(STALE_FACTS) if "time_facts" in table.schema.names else rows
+        unread = table.count_rows(STALE_FACTS) if has_facts(table.schema) else rows
     except Exception as exc:  # noqa: BLE001 - LanceDB raises many types for a damaged directory
         return Check(name, PROBLEM, f"{directory} cannot be opened ({type(exc).__name__}: "
                      f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", fix)
